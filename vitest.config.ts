@@ -1,0 +1,29 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Pure packages: no I/O, plain Node.
+        test: { name: "packages", include: ["packages/*/test/**/*.test.ts"], environment: "node" },
+      },
+      {
+        // The gateway inside workerd with real Durable Object bindings from wrangler.toml.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"] },
+      },
+      {
+        // Real processes and sockets on 127.0.0.1: wrangler dev, ws agents, HTTP clients.
+        test: {
+          name: "e2e",
+          include: ["test/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
