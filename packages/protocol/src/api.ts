@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { GpuClassSchema, GpuHardwareSchema, NodeIdSchema, NodeKindSchema, RegionIdSchema } from "./common";
+
+/** POST /admin/nodes */
+export const EnrollmentSchema = z
+  .strictObject({
+    id: NodeIdSchema,
+    kind: NodeKindSchema,
+    region: RegionIdSchema,
+    gpu: GpuHardwareSchema.optional(),
+    capacity: z.int().min(1).max(100_000),
+    /** Credential lifetime; at most a year. */
+    ttlDays: z.int().min(1).max(366).default(90),
+  })
+  .refine((e) => (e.kind === "gpu") === (e.gpu !== undefined), {
+    message: "gpu hardware is required for kind gpu and not allowed for other kinds",
+    path: ["gpu"],
+  });
+export type Enrollment = z.infer<typeof EnrollmentSchema>;
+
+/** What a node credential vouches for; signed by the gateway, presented as a bearer token. */
+export const CredentialClaimsSchema = z.strictObject({
+  v: z.literal(1),
+  id: NodeIdSchema,
+  kind: NodeKindSchema,
+  region: z.string(),
+  gpu: GpuHardwareSchema.optional(),
+  capacity: z.int().min(1),
+  /** Issued at / expires at, seconds since the epoch. */
+  iat: z.int(),
+  exp: z.int(),
+});
+export type CredentialClaims = z.infer<typeof CredentialClaimsSchema>;
+
+/** Request requirements, from the x-meridian-* headers. */
+export const RequirementsSchema = z.strictObject({
+  kind: NodeKindSchema.optional(),
+  gpuClass: GpuClassSchema.optional(),
+  minVramGb: z.coerce.number().int().min(1).max(4096).optional(),
+});
+export type Requirements = z.infer<typeof RequirementsSchema>;
+
+/** Client location, from request.cf (or the dev-only x-client-* headers). */
+export const ClientLocationSchema = z.strictObject({
+  lat: z.coerce.number().min(-90).max(90),
+  lon: z.coerce.number().min(-180).max(180),
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$|^T1$/)
+    .optional(),
+  /** Full ISO 3166-2 code, e.g. UA-43. */
+  subdivision: z
+    .string()
+    .regex(/^[A-Z]{2}-[A-Z0-9]{1,3}$/)
+    .optional(),
+});
+export type ClientLocation = z.infer<typeof ClientLocationSchema>;
+
+export const NodeHealthSchema = z.enum(["healthy", "draining", "down"]);
+export type NodeHealth = z.infer<typeof NodeHealthSchema>;

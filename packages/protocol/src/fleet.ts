@@ -1,0 +1,39 @@
+import type { GpuHardware, NodeKind } from "./common";
+import type { NodeHealth } from "./api";
+
+/**
+ * One node as the fleet snapshot carries it. Hubs send whole records (never field diffs),
+ * so applying one twice or late is harmless: `seq` orders records of the same node.
+ */
+export interface NodeRecord {
+  id: string;
+  kind: NodeKind;
+  region: string;
+  gpu?: GpuHardware;
+  capacity: number;
+  endpoint: string;
+  health: NodeHealth;
+  /** Why the node is in this health state ("heartbeat timeout", "drain: upgrade"...). */
+  healthReason: string;
+  /** When the health state last changed, ms since the epoch. */
+  healthSince: number;
+  load: number;
+  inFlight: number;
+  free: number;
+  connectedAt: number;
+  /** Per-node sequence assigned by its hub; higher wins. */
+  seq: number;
+}
+
+/** A record with health "gone" removes the node from the snapshot. */
+export type NodeUpdate = NodeRecord | { id: string; region: string; gone: true; seq: number };
+
+export interface FleetSnapshot {
+  version: number;
+  nodes: NodeRecord[];
+}
+
+/** Answer of the Directory to "what changed since version v". */
+export type SnapshotAnswer =
+  | { kind: "full"; version: number; nodes: NodeRecord[] }
+  | { kind: "delta"; version: number; updates: NodeUpdate[] };

@@ -1,0 +1,4 @@
+export * from "./common";
+export * from "./node-messages";
+export * from "./api";
+export * from "./fleet";

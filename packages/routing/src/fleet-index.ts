@@ -1,0 +1,71 @@
+import { GPU_CLASSES, type GpuClass, type NodeKind, type NodeRecord } from "@meridian/protocol";
+import { REGIONS, regionIndex } from "@meridian/regions";
+
+const GPU_CLASS_INDEX = new Map<GpuClass, number>(GPU_CLASSES.map((c, i) => [c, i + 1]));
+/** 0 stands for "no GPU" in the dense class column. */
+export function gpuClassCode(gpuClass: GpuClass | undefined): number {
+  return gpuClass === undefined ? 0 : (GPU_CLASS_INDEX.get(gpuClass) ?? 0);
+}
+
+export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2 };
+
+/** Unit vectors of every catalog region, so distance is a dot product and one acos. */
+const REGION_COUNT = REGIONS.length;
+export const REGION_X = new Float64Array(REGION_COUNT);
+export const REGION_Y = new Float64Array(REGION_COUNT);
+export const REGION_Z = new Float64Array(REGION_COUNT);
+REGIONS.forEach((r, i) => {
+  const lat = (r.lat * Math.PI) / 180;
+  const lon = (r.lon * Math.PI) / 180;
+  REGION_X[i] = Math.cos(lat) * Math.cos(lon);
+  REGION_Y[i] = Math.cos(lat) * Math.sin(lon);
+  REGION_Z[i] = Math.sin(lat);
+});
+
+/**
+ * A fleet snapshot laid out for routing: nodes grouped by region, the hot fields in typed
+ * columns. Built once per snapshot version, then read by every decision without allocating.
+ */
+export class FleetIndex {
+  readonly records: readonly NodeRecord[];
+  /** Node positions (into `records`) of each region, by region index. */
+  readonly regionNodes: readonly Int32Array[];
+  readonly kind: Uint8Array;
+  readonly gpuClass: Uint8Array;
+  readonly vramGb: Uint16Array;
+  readonly healthy: Uint8Array;
+  readonly free: Int32Array;
+  readonly load: Float32Array;
+  /** Records whose region is not in the catalog; never routed to, reported by explain. */
+  readonly unknownRegion: readonly number[];
+
+  constructor(records: readonly NodeRecord[]) {
+    const n = records.length;
+    this.records = records;
+    this.kind = new Uint8Array(n);
+    this.gpuClass = new Uint8Array(n);
+    this.vramGb = new Uint16Array(n);
+    this.healthy = new Uint8Array(n);
+    this.free = new Int32Array(n);
+    this.load = new Float32Array(n);
+    const buckets: number[][] = Array.from({ length: REGION_COUNT }, () => []);
+    const unknown: number[] = [];
+    records.forEach((r, i) => {
+      this.kind[i] = KIND_CODE[r.kind];
+      this.gpuClass[i] = gpuClassCode(r.gpu?.class);
+      this.vramGb[i] = r.gpu?.vramGb ?? 0;
+      this.healthy[i] = r.health === "healthy" ? 1 : 0;
+      this.free[i] = r.free;
+      this.load[i] = r.load;
+      const region = regionIndex(r.region);
+      if (region < 0) unknown.push(i);
+      else buckets[region]?.push(i);
+    });
+    this.regionNodes = buckets.map((b) => Int32Array.from(b));
+    this.unknownRegion = unknown;
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+}
