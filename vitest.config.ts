@@ -10,7 +10,13 @@ export default defineConfig({
       },
       {
         // The gateway inside workerd with real Durable Object bindings from wrangler.toml.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // Test-only secrets; production sets them with `wrangler secret put`.
+            miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true" } },
+          }),
+        ],
         test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"] },
       },
       {

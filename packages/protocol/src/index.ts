@@ -2,3 +2,4 @@ export * from "./common";
 export * from "./node-messages";
 export * from "./api";
 export * from "./fleet";
+export * from "./identity";

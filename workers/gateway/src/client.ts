@@ -1,0 +1,74 @@
+import { ClientLocationSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
+import type { z } from "zod";
+import type { Env } from "./env";
+import { HttpError } from "./errors";
+
+export interface ResolvedClient {
+  /** null when neither Cloudflare nor a dev override knows where the client is. */
+  location: ClientLocation | null;
+  source: "cf" | "dev-headers" | "unknown";
+}
+
+export const DEV_GEO_HEADERS = ["x-client-lat", "x-client-lon", "x-client-country", "x-client-subdivision"] as const;
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue === undefined ? "invalid" : `${issue.path.join(".") || "value"}: ${issue.message}`;
+}
+
+/**
+ * Where the client is. Production trusts only request.cf; the x-client-* headers count only
+ * when DEV_TRUST_CLIENT_GEO is "true" (local runs), or anyone could dodge export control.
+ */
+export function resolveClient(request: Request, env: Env): ResolvedClient {
+  if (env.DEV_TRUST_CLIENT_GEO === "true" && DEV_GEO_HEADERS.some((h) => request.headers.has(h))) {
+    const country = request.headers.get("x-client-country")?.toUpperCase();
+    const subdivision = request.headers.get("x-client-subdivision")?.toUpperCase();
+    const parsed = ClientLocationSchema.safeParse({
+      lat: request.headers.get("x-client-lat") ?? undefined,
+      lon: request.headers.get("x-client-lon") ?? undefined,
+      ...(country ? { country } : {}),
+      ...(subdivision ? { subdivision } : {}),
+    });
+    if (!parsed.success) throw new HttpError(400, "invalid_client_geo", `x-client-* headers: ${firstIssue(parsed.error)}`);
+    return { location: parsed.data, source: "dev-headers" };
+  }
+  const cf = request.cf;
+  const lat = Number(cf?.latitude);
+  const lon = Number(cf?.longitude);
+  if (cf === undefined || !Number.isFinite(lat) || !Number.isFinite(lon) || cf.latitude === undefined) {
+    return { location: null, source: "unknown" };
+  }
+  const country = typeof cf.country === "string" ? cf.country : undefined;
+  const regionCode = typeof cf.regionCode === "string" ? cf.regionCode : undefined;
+  const parsed = ClientLocationSchema.safeParse({
+    lat,
+    lon,
+    ...(country ? { country } : {}),
+    ...(country && regionCode ? { subdivision: `${country}-${regionCode}` } : {}),
+  });
+  return parsed.success ? { location: parsed.data, source: "cf" } : { location: null, source: "unknown" };
+}
+
+/** Request requirements from x-meridian-kind, x-meridian-gpu and x-meridian-min-vram-gb. */
+export function parseRequirements(headers: Headers): Requirements {
+  const raw: Record<string, string> = {};
+  const kind = headers.get("x-meridian-kind");
+  const gpu = headers.get("x-meridian-gpu");
+  const vram = headers.get("x-meridian-min-vram-gb");
+  if (kind !== null) raw.kind = kind.trim().toLowerCase();
+  if (gpu !== null) raw.gpuClass = gpu.trim().toLowerCase();
+  if (vram !== null) raw.minVramGb = vram.trim();
+  const parsed = RequirementsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const header = { kind: "x-meridian-kind", gpuClass: "x-meridian-gpu", minVramGb: "x-meridian-min-vram-gb" };
+    const issue = parsed.error.issues[0];
+    const field = issue?.path[0];
+    const name = typeof field === "string" && field in header ? header[field as keyof typeof header] : "x-meridian-*";
+    throw new HttpError(400, "invalid_requirements", `${name}: ${issue?.message ?? "invalid"}`);
+  }
+  if (parsed.data.kind === "hotspot" && (parsed.data.gpuClass !== undefined || parsed.data.minVramGb !== undefined)) {
+    throw new HttpError(400, "invalid_requirements", "x-meridian-gpu and x-meridian-min-vram-gb need x-meridian-kind: gpu");
+  }
+  return parsed.data;
+}

@@ -1,0 +1,35 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** An error that becomes `{ error: { code, message, ...extra } }` with its HTTP status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function errorBody(code: string, message: string, extra: Record<string, unknown> = {}) {
+  return { error: { code, message, ...extra } };
+}
+
+/** The single place HTTP errors are rendered (app.onError). */
+export function renderError(err: Error, c: Context): Response {
+  if (err instanceof HttpError) {
+    for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+    return c.json(errorBody(err.code, err.message, err.extra), err.status);
+  }
+  // hono's own errors, e.g. a malformed JSON body seen by the validator.
+  if (err instanceof HTTPException) {
+    const code = err.status === 400 ? "invalid_json" : `http_${err.status}`;
+    return c.json(errorBody(code, err.message), err.status);
+  }
+  console.error(JSON.stringify({ at: "gateway", method: c.req.method, path: c.req.path, error: String(err), stack: err.stack }));
+  return c.json(errorBody("internal_error", "the gateway failed to handle this request"), 500);
+}

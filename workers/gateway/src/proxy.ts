@@ -1,0 +1,71 @@
+import type { Candidate } from "@meridian/routing";
+import { HttpError } from "./errors";
+
+/** Request bodies up to this size are buffered, so a failed attempt can be replayed. */
+export const REPLAYABLE_BODY_BYTES = 256 * 1024;
+/** Largest request body the gateway forwards at all. */
+export const MAX_REQUEST_BODY_BYTES = 64 * 1024 * 1024;
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/** Hop-by-hop and gateway-only headers that must not reach the node. */
+const STRIPPED = [
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "x-client-lat",
+  "x-client-lon",
+  "x-client-country",
+  "x-client-subdivision",
+];
+
+export interface ProxyOutcome {
+  response: Response;
+  node: Candidate["node"];
+  attempt: number;
+}
+
+/**
+ * Forwards the request to the first candidate; on a connect error (any method, if the body
+ * could be replayed) or a 5xx of an idempotent request it tries the next candidate once.
+ * Response bodies are passed through as streams: SSE token streams arrive as they are made.
+ */
+export async function proxyToCandidates(request: Request, path: string, candidates: readonly Candidate[]): Promise<ProxyOutcome> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (Number.isFinite(declared) && declared > MAX_REQUEST_BODY_BYTES) {
+    throw new HttpError(413, "body_too_large", `request bodies are limited to ${MAX_REQUEST_BODY_BYTES} bytes`);
+  }
+  const hasBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
+  const replayable = !hasBody || (request.headers.has("content-length") && declared <= REPLAYABLE_BODY_BYTES);
+  const body: ArrayBuffer | ReadableStream | null = !hasBody ? null : replayable ? await request.arrayBuffer() : request.body;
+  const headers = new Headers(request.headers);
+  for (const name of STRIPPED) headers.delete(name);
+  headers.set("x-forwarded-proto", new URL(request.url).protocol.replace(":", ""));
+
+  const attempts = Math.min(candidates.length, replayable ? 2 : 1);
+  let lastError = "no candidate";
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const candidate = candidates[attempt];
+    if (candidate === undefined) break;
+    const target = `${candidate.node.endpoint}${path}`;
+    try {
+      const response = await fetch(target, { method: request.method, headers, body, redirect: "manual" });
+      const retryable = response.status >= 500 && IDEMPOTENT.has(request.method) && attempt + 1 < attempts;
+      if (retryable) {
+        lastError = `${candidate.node.id} answered ${response.status}`;
+        await response.body?.cancel();
+        continue;
+      }
+      return { response, node: candidate.node, attempt };
+    } catch (err) {
+      lastError = `${candidate.node.id}: ${String(err)}`;
+      console.warn(JSON.stringify({ at: "proxy.connect", node: candidate.node.id, target, error: String(err) }));
+    }
+  }
+  throw new HttpError(502, "upstream_failed", `no node could be reached (${lastError})`);
+}

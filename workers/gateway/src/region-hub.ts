@@ -1,0 +1,297 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  CloseCode,
+  CredentialClaimsSchema,
+  HELLO_TIMEOUT_MS,
+  MAX_NODE_FRAME_BYTES,
+  MISSED_HEARTBEATS_DOWN,
+  NodeMessageSchema,
+  PING_FRAME,
+  PONG_FRAME,
+  PROTOCOL_VERSION,
+  type CredentialClaims,
+  type GatewayMessage,
+  type Heartbeat,
+  type Hello,
+  identityMismatch,
+  type NodeHealth,
+  type NodeRecord,
+  type NodeUpdate,
+} from "@meridian/protocol";
+import type { Env } from "./env";
+
+/** Header on the internal upgrade request: the claims the gateway already verified. */
+export const VERIFIED_CLAIMS_HEADER = "x-meridian-verified-claims";
+
+/** How often the hub looks for silent nodes and hello timeouts. */
+const SWEEP_MS = 250;
+/** Coalescing window for pushes to the Directory: bursts of joins travel as one call. */
+const PUSH_DELAY_MS = 25;
+const PUSH_RETRY_MS = 1000;
+/** A load change smaller than this is not worth a Directory update. */
+const LOAD_STEP = 0.05;
+
+/** Per-socket state, kept in the socket attachment so it survives hibernation. */
+interface Attachment {
+  claims: CredentialClaims;
+  acceptedAt: number;
+  lastFrameAt: number;
+  /** Null until a valid hello arrives. */
+  record: NodeRecord | null;
+  heartbeatMs: number;
+}
+
+type Health = { health: NodeHealth; reason: string };
+
+/**
+ * One per region: terminates the WebSockets of that region's nodes (hibernation API),
+ * tracks liveness cheaply and tells the Directory about joins, leaves, health flips and
+ * load steps. Nothing is written to storage per heartbeat, only on membership changes.
+ */
+export class RegionHub extends DurableObject<Env> {
+  private readonly pending = new Map<string, NodeUpdate>();
+  private pushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Monotonic across restarts (clock-based), so the Directory can order updates. */
+  private seq = Date.now() * 1000;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    ctx.blockConcurrencyWhile(async () => {
+      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, region TEXT NOT NULL, joined_at INTEGER NOT NULL)");
+      // Nodes recorded as members but with no socket left (the hub was restarted or
+      // redeployed) are gone: tell the Directory so nobody routes to them.
+      const live = new Set(ctx.getWebSockets().map((ws) => this.attachment(ws)?.claims.id));
+      for (const row of ctx.storage.sql.exec<{ id: string; region: string }>("SELECT id, region FROM members")) {
+        if (!live.has(row.id)) this.leave(row.id, row.region);
+      }
+    });
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const claims = CredentialClaimsSchema.safeParse(JSON.parse(request.headers.get(VERIFIED_CLAIMS_HEADER) ?? "null"));
+    if (!claims.success || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("internal: expected a verified node upgrade", { status: 400 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const now = Date.now();
+    this.ctx.acceptWebSocket(server, [claims.data.id]);
+    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0 };
+    server.serializeAttachment(attachment);
+    await this.ensureSweep();
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const state = this.attachment(ws);
+    if (state === null) return this.closeWith(ws, CloseCode.internalError, "lost connection state");
+    try {
+      const size = typeof message === "string" ? message.length : message.byteLength;
+      if (size > MAX_NODE_FRAME_BYTES) return this.closeWith(ws, CloseCode.frameTooLarge, `frame of ${size} bytes exceeds ${MAX_NODE_FRAME_BYTES}`);
+      if (typeof message !== "string") return this.closeWith(ws, CloseCode.invalidMessage, "binary frames are not part of the protocol");
+      state.lastFrameAt = Date.now();
+      if (message === PING_FRAME) {
+        // Normally answered by the auto-response; counts as liveness when it reaches us.
+        ws.serializeAttachment(state);
+        return;
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(message);
+      } catch {
+        return this.closeWith(ws, CloseCode.invalidMessage, "frame is not JSON");
+      }
+      const parsed = NodeMessageSchema.safeParse(json);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        return this.closeWith(ws, CloseCode.invalidMessage, `invalid message: ${issue?.path.join(".") || "type"}: ${issue?.message ?? "invalid"}`);
+      }
+      const msg = parsed.data;
+      if (msg.type === "hello") return this.onHello(ws, state, msg);
+      if (state.record === null) return this.closeWith(ws, CloseCode.invalidMessage, "the first message must be hello");
+      if (msg.type === "heartbeat") return this.onHeartbeat(ws, state, state.record, msg);
+      this.setHealth(state.record, { health: "draining", reason: `drain${msg.reason ? `: ${msg.reason}` : ""}` });
+      ws.serializeAttachment(state);
+      this.push(state.record);
+    } catch (err) {
+      console.error(JSON.stringify({ at: "hub.message", node: state.claims.id, error: String(err) }));
+      this.closeWith(ws, CloseCode.internalError, "internal error");
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.onSocketEnd(ws, `closed ${code}${reason ? ` ${reason}` : ""}`);
+    try {
+      ws.close(code === 1005 || code === 1006 ? CloseCode.normal : code, "bye");
+    } catch {
+      // Already closed: nothing to answer.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    this.onSocketEnd(ws, `error ${String(error)}`);
+  }
+
+  /** Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) {
+      const state = this.attachment(ws);
+      if (state === null) continue;
+      try {
+        if (state.record === null) {
+          if (now - state.acceptedAt > HELLO_TIMEOUT_MS) this.closeWith(ws, CloseCode.helloTimeout, `no hello within ${HELLO_TIMEOUT_MS} ms`);
+          continue;
+        }
+        const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+        const lastSeen = Math.max(state.lastFrameAt, pingAt);
+        const silentMs = now - lastSeen;
+        const record = state.record;
+        if (record.health === "healthy" && silentMs > state.heartbeatMs * MISSED_HEARTBEATS_DOWN) {
+          this.setHealth(record, { health: "down", reason: `heartbeat timeout: silent for ${silentMs} ms` });
+          ws.serializeAttachment(state);
+          this.push(record);
+          console.log(JSON.stringify({ at: "hub.down", node: record.id, region: record.region, silentMs }));
+        } else if (record.health === "down" && silentMs < state.heartbeatMs) {
+          this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
+          ws.serializeAttachment(state);
+          this.push(record);
+        }
+      } catch (err) {
+        console.error(JSON.stringify({ at: "hub.sweep", node: state.claims.id, error: String(err) }));
+      }
+    }
+    if (sockets.length > 0) await this.ctx.storage.setAlarm(now + SWEEP_MS);
+  }
+
+  // ---- message handlers ----------------------------------------------------------------
+
+  private onHello(ws: WebSocket, state: Attachment, hello: Hello): void {
+    const claims = state.claims;
+    if (state.record !== null) return this.closeWith(ws, CloseCode.invalidMessage, "hello was already received");
+    if (hello.protocol !== PROTOCOL_VERSION) return this.closeWith(ws, CloseCode.unsupportedProtocol, `protocol ${hello.protocol} is not supported; speak ${PROTOCOL_VERSION}`);
+    const mismatch = identityMismatch(claims, hello);
+    if (mismatch !== null) return this.closeWith(ws, CloseCode.identityMismatch, mismatch);
+    // A node connects once: a newer connection replaces an older one (e.g. after a network flap).
+    for (const other of this.ctx.getWebSockets(claims.id)) {
+      if (other !== ws) this.closeWith(other, CloseCode.replaced, "replaced by a newer connection of the same node");
+    }
+    const now = Date.now();
+    state.heartbeatMs = hello.heartbeatMs;
+    state.record = {
+      id: claims.id,
+      kind: claims.kind,
+      region: claims.region,
+      ...(claims.gpu ? { gpu: claims.gpu } : {}),
+      capacity: hello.capacity,
+      endpoint: hello.endpoint.replace(/\/+$/, ""),
+      health: "healthy",
+      healthReason: "hello",
+      healthSince: now,
+      load: 0,
+      inFlight: 0,
+      free: hello.capacity,
+      connectedAt: now,
+      seq: 0,
+    };
+    ws.serializeAttachment(state);
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO members (id, region, joined_at) VALUES (?, ?, ?)", claims.id, claims.region, now);
+    this.send(ws, { type: "welcome", node: claims.id, region: claims.region, heartbeatMs: hello.heartbeatMs, ping: PING_FRAME });
+    this.push(state.record);
+    console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
+  }
+
+  private onHeartbeat(ws: WebSocket, state: Attachment, record: NodeRecord, beat: Heartbeat): void {
+    const free = Math.min(beat.free, record.capacity);
+    const stepped = Math.abs(beat.load - record.load) >= LOAD_STEP || (free === 0) !== (record.free === 0) || record.health === "down";
+    record.load = beat.load;
+    record.inFlight = beat.inFlight;
+    record.free = free;
+    if (record.health === "down") this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
+    ws.serializeAttachment(state);
+    if (stepped) this.push(record);
+  }
+
+  private onSocketEnd(ws: WebSocket, why: string): void {
+    const state = this.attachment(ws);
+    if (state === null) return;
+    const stillConnected = this.ctx.getWebSockets(state.claims.id).some((other) => other !== ws && this.attachment(other)?.record !== null);
+    if (state.record !== null && !stillConnected) {
+      console.log(JSON.stringify({ at: "hub.leave", node: state.claims.id, region: state.claims.region, why }));
+      this.leave(state.claims.id, state.claims.region);
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private leave(id: string, region: string): void {
+    this.ctx.storage.sql.exec("DELETE FROM members WHERE id = ?", id);
+    this.queue({ id, region, gone: true, seq: this.seq++ });
+  }
+
+  private setHealth(record: NodeRecord, next: Health): void {
+    record.health = next.health;
+    record.healthReason = next.reason;
+    record.healthSince = Date.now();
+  }
+
+  private push(record: NodeRecord): void {
+    this.queue({ ...record, seq: this.seq++ });
+  }
+
+  private queue(update: NodeUpdate): void {
+    this.pending.set(update.id, update);
+    this.schedulePush(PUSH_DELAY_MS);
+  }
+
+  private schedulePush(delayMs: number): void {
+    if (this.pushTimer !== null) return;
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = null;
+      void this.flush();
+    }, delayMs);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    try {
+      await this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("global")).applyUpdates(batch);
+    } catch (err) {
+      console.error(JSON.stringify({ at: "hub.push", updates: batch.length, error: String(err) }));
+      // Keep what failed unless a newer update for the same node came in meanwhile.
+      for (const update of batch) {
+        const newer = this.pending.get(update.id);
+        if (newer === undefined || newer.seq < update.seq) this.pending.set(update.id, update);
+      }
+      this.schedulePush(PUSH_RETRY_MS);
+    }
+  }
+
+  private async ensureSweep(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + SWEEP_MS);
+  }
+
+  private attachment(ws: WebSocket): Attachment | null {
+    return (ws.deserializeAttachment() as Attachment | null) ?? null;
+  }
+
+  private send(ws: WebSocket, message: GatewayMessage): void {
+    ws.send(JSON.stringify(message));
+  }
+
+  /** Tells the node why, then closes; only this socket is affected. */
+  private closeWith(ws: WebSocket, code: CloseCode, reason: string): void {
+    const state = this.attachment(ws);
+    console.log(JSON.stringify({ at: "hub.close", node: state?.claims.id, code, reason }));
+    try {
+      this.send(ws, { type: "error", code: `close_${code}`, message: reason });
+      ws.close(code, reason.slice(0, 120));
+    } catch {
+      // The peer is already gone.
+    }
+  }
+}

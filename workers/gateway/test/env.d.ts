@@ -1,0 +1,7 @@
+import type { Env as GatewayEnv } from "../src/env";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends GatewayEnv {}
+  }
+}

@@ -1,0 +1,81 @@
+import { GatewayMessageSchema, PROTOCOL_VERSION, type GatewayMessage, type Hello } from "@meridian/protocol";
+import { SELF, env } from "cloudflare:test";
+
+export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
+export const BASE = "https://gateway.test";
+
+export async function enroll(body: Record<string, unknown>): Promise<string> {
+  const res = await SELF.fetch(`${BASE}/admin/nodes`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (res.status !== 201) throw new Error(`enroll ${res.status}: ${await res.text()}`);
+  const json = (await res.json()) as { credential: string };
+  return json.credential;
+}
+
+export interface TestNode {
+  ws: WebSocket;
+  messages: GatewayMessage[];
+  closed: Promise<{ code: number; reason: string }>;
+  next(): Promise<GatewayMessage>;
+}
+
+/** Opens a node socket through the gateway, as an agent would. */
+export async function openNode(credential: string): Promise<TestNode> {
+  const res = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${credential}` } });
+  const ws = res.webSocket;
+  if (ws === null) throw new Error(`upgrade refused: ${res.status} ${await res.text()}`);
+  ws.accept();
+  const messages: GatewayMessage[] = [];
+  const waiters: ((m: GatewayMessage) => void)[] = [];
+  ws.addEventListener("message", (event) => {
+    if (typeof event.data !== "string" || event.data === "pong") return;
+    const msg = GatewayMessageSchema.parse(JSON.parse(event.data));
+    const waiter = waiters.shift();
+    if (waiter) waiter(msg);
+    else messages.push(msg);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+  return {
+    ws,
+    messages,
+    closed,
+    next: () => {
+      const queued = messages.shift();
+      return queued ? Promise.resolve(queued) : new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+export function hello(id: string, over: Partial<Hello> = {}): string {
+  return JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, node: id, kind: "gpu", gpu: { class: "h100", vramGb: 80, count: 8 }, capacity: 8, endpoint: `http://node-${id}.test`, heartbeatMs: 1000, ...over });
+}
+
+/** Enrolls, connects and says hello; resolves once welcomed. */
+export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}): Promise<TestNode> {
+  const gpu = over.kind === "hotspot" ? undefined : { class: "h100", vramGb: 80, count: 8 };
+  const enrollment = { id, kind: "gpu", region, gpu, capacity: 8, ...over };
+  const node = await openNode(await enroll(enrollment));
+  node.ws.send(hello(id, { kind: enrollment.kind as Hello["kind"], gpu: enrollment.gpu as Hello["gpu"] }));
+  const welcome = await node.next();
+  if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
+  return node;
+}
+
+export async function fleet(): Promise<{ id: string; health: string; healthy: boolean; region: string; load: number }[]> {
+  const res = await SELF.fetch(`${BASE}/admin/fleet`, { headers: ADMIN });
+  return ((await res.json()) as { nodes: { id: string; health: string; healthy: boolean; region: string; load: number }[] }).nodes;
+}
+
+/** Polls until `check` stops throwing (the fleet snapshot refreshes in the background). */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export const TOKYO_HEADERS = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };

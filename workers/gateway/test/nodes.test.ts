@@ -1,0 +1,102 @@
+import { CloseCode, MAX_NODE_FRAME_BYTES } from "@meridian/protocol";
+import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { RegionHub } from "../src/region-hub";
+import { BASE, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
+
+describe("node connections", () => {
+  it("admits a node with a valid credential and lists it in the fleet", async () => {
+    const node = await joinNode("fra-node-1", "fra");
+    const listed = await eventually(async () => {
+      const found = (await fleet()).find((n) => n.id === "fra-node-1");
+      expect(found).toMatchObject({ region: "fra", health: "healthy", healthy: true });
+      return found;
+    });
+    expect(listed).toBeDefined();
+    node.ws.send(JSON.stringify({ type: "heartbeat", seq: 1, load: 0.5, inFlight: 4, free: 4 }));
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "fra-node-1")?.load).toBe(0.5));
+    node.ws.close(1000, "done");
+    await eventually(async () => expect((await fleet()).some((n) => n.id === "fra-node-1")).toBe(false));
+  });
+
+  it("refuses a missing, forged or foreign credential with 401 before upgrading", async () => {
+    const none = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket" } });
+    expect(none.status).toBe(401);
+    const credential = await enroll({ id: "fra-forge", kind: "hotspot", region: "fra", capacity: 4 });
+    const [body, signature] = credential.split(".");
+    const forgedBody = btoa(JSON.stringify({ v: 1, id: "fra-forge", kind: "gpu", region: "fra", gpu: { class: "b200", vramGb: 192, count: 8 }, capacity: 4, iat: 0, exp: 4e9 }))
+      .replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    for (const token of [`${forgedBody}.${signature}`, `${body}.AAAA`, "garbage"]) {
+      const res = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_credential");
+    }
+  });
+
+  it("asks for an upgrade with 426 on a plain GET", async () => {
+    const res = await SELF.fetch(`${BASE}/nodes/connect`);
+    expect(res.status).toBe(426);
+  });
+
+  it("closes with 4403 when the hello claims another identity or better hardware", async () => {
+    const credential = await enroll({ id: "sin-4090", kind: "gpu", region: "sin", gpu: { class: "rtx4090", vramGb: 24, count: 1 }, capacity: 4 });
+    const other = await openNode(credential);
+    other.ws.send(hello("sin-someone-else", { gpu: { class: "rtx4090", vramGb: 24, count: 1 }, capacity: 4 }));
+    expect((await other.closed).code).toBe(CloseCode.identityMismatch);
+    const upgraded = await openNode(credential);
+    upgraded.ws.send(hello("sin-4090", { gpu: { class: "b200", vramGb: 192, count: 1 }, capacity: 4 }));
+    expect((await upgraded.closed).code).toBe(CloseCode.identityMismatch);
+  });
+
+  it("closes only the offending socket on bad frames; the rest of the fleet keeps working", async () => {
+    const good = await joinNode("ams-good", "ams");
+    const cases: [string | ArrayBuffer, number][] = [
+      ["{not json", CloseCode.invalidMessage],
+      [JSON.stringify({ type: "teleport" }), CloseCode.invalidMessage],
+      ["x".repeat(MAX_NODE_FRAME_BYTES + 1), CloseCode.frameTooLarge],
+      [new Uint8Array([1, 2, 3]).buffer, CloseCode.invalidMessage],
+    ];
+    for (const [i, [frame, code]] of cases.entries()) {
+      const bad = await joinNode(`ams-bad-${i}`, "ams");
+      bad.ws.send(frame);
+      const closed = await bad.closed;
+      expect(closed.code).toBe(code);
+      expect(closed.reason.length).toBeGreaterThan(0);
+    }
+    const heartbeatFirst = await openNode(await enroll({ id: "ams-early", kind: "hotspot", region: "ams", capacity: 2 }));
+    heartbeatFirst.ws.send(JSON.stringify({ type: "heartbeat", seq: 1, load: 0, inFlight: 0, free: 2 }));
+    expect((await heartbeatFirst.closed).code).toBe(CloseCode.invalidMessage);
+    good.ws.send(JSON.stringify({ type: "heartbeat", seq: 2, load: 0.25, inFlight: 2, free: 6 }));
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "ams-good")).toMatchObject({ healthy: true, load: 0.25 }));
+  });
+
+  it("marks a silent node down in the sweep and back up when it speaks again", async () => {
+    const node = await joinNode("lhr-quiet", "lhr");
+    const hub = env.REGION_HUB.get(env.REGION_HUB.idFromName("lhr"));
+    // Age the node's last frame as if it had been frozen for 10 s, then run the sweep.
+    await runInDurableObject(hub, (_instance: RegionHub, state) => {
+      for (const ws of state.getWebSockets("lhr-quiet")) {
+        const attachment = ws.deserializeAttachment() as { lastFrameAt: number };
+        ws.serializeAttachment({ ...attachment, lastFrameAt: Date.now() - 10_000 });
+      }
+    });
+    expect(await runDurableObjectAlarm(hub)).toBe(true);
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("down"));
+    node.ws.send(JSON.stringify({ type: "heartbeat", seq: 3, load: 0.1, inFlight: 0, free: 8 }));
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("healthy"));
+  });
+
+  it("takes a draining node out of routing", async () => {
+    const node = await joinNode("cdg-drain", "cdg");
+    node.ws.send(JSON.stringify({ type: "drain", reason: "upgrade" }));
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "cdg-drain")?.health).toBe("draining"));
+  });
+
+  it("replaces an older connection of the same node with 4409", async () => {
+    const first = await joinNode("waw-twice", "waw");
+    const second = await joinNode("waw-twice", "waw");
+    expect((await first.closed).code).toBe(CloseCode.replaced);
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "waw-twice")?.healthy).toBe(true));
+    second.ws.close(1000);
+  });
+});
