@@ -47,7 +47,8 @@ describe("routing through the gateway", () => {
   });
 
   it("rejects bad requirement headers with 400", async () => {
-    for (const headers of [{ "x-meridian-kind": "toaster" }, { "x-meridian-gpu": "tpu9" }, { "x-meridian-min-vram-gb": "lots" }, { "x-meridian-kind": "hotspot", "x-meridian-gpu": "h100" }]) {
+    const bad: Record<string, string>[] = [{ "x-meridian-kind": "toaster" }, { "x-meridian-gpu": "tpu9" }, { "x-meridian-min-vram-gb": "lots" }, { "x-meridian-kind": "hotspot", "x-meridian-gpu": "h100" }];
+    for (const headers of bad) {
       const { status, body } = await routeFor({ ...TOKYO_HEADERS, ...headers });
       expect(status).toBe(400);
       expect((body as unknown as { error: { code: string } }).error.code).toBe("invalid_requirements");

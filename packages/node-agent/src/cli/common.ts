@@ -1,0 +1,98 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeError } from "../log";
+
+/** A problem with the command line: reported with a hint to --help, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export interface FlagHelp {
+  flag: string;
+  description: string;
+}
+
+export function formatUsage(synopsis: string, summary: string, flags: readonly FlagHelp[]): string {
+  const width = Math.max(...flags.map((f) => f.flag.length)) + 2;
+  const lines = flags.map((f) => `  ${f.flag.padEnd(width)}${f.description}`);
+  return `Usage: ${synopsis}\n\n${summary}\n\nOptions:\n${lines.join("\n")}\n`;
+}
+
+/** Parses an integer flag value within bounds; undefined stays undefined. */
+export function intFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`--${name} must be an integer, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} must be in ${min}..${max}, got ${n}`);
+  return n;
+}
+
+export function httpUrlFlag(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--${name} must be a URL, got "${value}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`--${name} must be an http(s) URL, got "${value}"`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+/** Reads one variable from a wrangler-style `.dev.vars` (KEY=value lines, optional quotes). */
+export function readDevVar(name: string, directory = process.cwd()): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(directory, ".dev.vars"), "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match?.[1] !== name) continue;
+    const raw = match[2] ?? "";
+    const quoted = /^(["'])(.*)\1$/.exec(raw);
+    return quoted ? quoted[2] : raw;
+  }
+  return undefined;
+}
+
+/**
+ * First SIGINT/SIGTERM runs `onFirst` (a graceful drain); a second one exits at once.
+ * `onFirst` decides the exit itself.
+ */
+export function onShutdownSignal(onFirst: (signal: NodeJS.Signals) => void): void {
+  let received = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (received) {
+      console.error(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    received = true;
+    onFirst(signal);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}
+
+/** Runs a CLI main: usage errors exit 2 with a hint, anything else exits 1. */
+export function runMain(command: string, main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`${command}: ${error.message}\nRun ${command} --help for the options.`);
+      process.exit(2);
+    }
+    console.error(`${command}: ${describeError(error)}`);
+    process.exit(1);
+  });
+}
+
+/** `parseArgs` throws plain TypeErrors for unknown or malformed flags; make them usage errors. */
+export function parseOrUsage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new UsageError(describeError(error));
+  }
+}

@@ -1,0 +1,144 @@
+import { parseArgs } from "node:util";
+import { HEARTBEAT_MS_DEFAULT, HEARTBEAT_MS_MAX, HEARTBEAT_MS_MIN } from "@meridian/protocol";
+import { DRAIN_TIMEOUT_MS_DEFAULT } from "../connection";
+import { createLogger, describeError } from "../log";
+import { DEFAULT_CONNECT_CONCURRENCY, startSimulator, type SimulatorHandle } from "../simulator";
+import { DEFAULT_TOKEN_MS } from "../workload";
+import {
+  UsageError,
+  formatUsage,
+  httpUrlFlag,
+  intFlag,
+  onShutdownSignal,
+  parseOrUsage,
+  readDevVar,
+  runMain,
+} from "./common";
+
+const COMMAND = "meridian-sim";
+const DEFAULT_GATEWAY = "http://127.0.0.1:8787";
+const DEFAULT_NODES = 300;
+
+const USAGE = formatUsage(
+  `${COMMAND} [options]`,
+  "Simulates a whole fleet in one process: enrolls N nodes, serves all their workloads from one\n" +
+    "HTTP server (node endpoint http://host:port/n/<node-id>) and keeps one socket per node.\n" +
+    "On SIGINT/SIGTERM every node drains and the process exits 0; a second signal exits at once.\n" +
+    'Prints `READY {"nodes":N,"connected":M}` on stdout once the ramp is done; logs go to stderr.',
+  [
+    { flag: "--gateway URL", description: `gateway base URL (default ${DEFAULT_GATEWAY})` },
+    {
+      flag: "--admin-token T",
+      description: "admin token for enrollment (or env ADMIN_TOKEN, else ADMIN_TOKEN in ./.dev.vars)",
+    },
+    { flag: "--nodes N", description: `fleet size (default ${DEFAULT_NODES})` },
+    { flag: "--seed N", description: "fleet seed; the same seed gives the same fleet (default 1)" },
+    { flag: "--prefix P", description: 'node id prefix, ids read <prefix>-<region>-<gpu|hotspot>-<n> (default "sim")' },
+    { flag: "--host HOST", description: "address the shared workload server binds (default 127.0.0.1)" },
+    { flag: "--port N", description: "shared workload server port (default 0 = any free port)" },
+    { flag: "--public-url URL", description: "base URL advertised instead of http://host:port" },
+    {
+      flag: "--heartbeat-ms N",
+      description: `heartbeat interval, ${HEARTBEAT_MS_MIN}..${HEARTBEAT_MS_MAX} (default ${HEARTBEAT_MS_DEFAULT})`,
+    },
+    { flag: "--token-ms N", description: `delay between simulated tokens (default ${DEFAULT_TOKEN_MS})` },
+    {
+      flag: "--connect-concurrency N",
+      description: `enrollments and handshakes in progress at once (default ${DEFAULT_CONNECT_CONCURRENCY})`,
+    },
+    {
+      flag: "--drain-timeout-ms N",
+      description: `longest wait for in-flight requests when draining (default ${DRAIN_TIMEOUT_MS_DEFAULT})`,
+    },
+    { flag: "--verbose", description: "log every node's state changes, not only its problems" },
+    { flag: "-h, --help", description: "show this help" },
+  ],
+);
+
+async function main(): Promise<void> {
+  const { values } = parseOrUsage(() =>
+    parseArgs({
+      options: {
+        help: { type: "boolean", short: "h" },
+        gateway: { type: "string" },
+        "admin-token": { type: "string" },
+        nodes: { type: "string" },
+        seed: { type: "string" },
+        prefix: { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "public-url": { type: "string" },
+        "heartbeat-ms": { type: "string" },
+        "token-ms": { type: "string" },
+        "connect-concurrency": { type: "string" },
+        "drain-timeout-ms": { type: "string" },
+        verbose: { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+
+  const adminToken = values["admin-token"] || process.env.ADMIN_TOKEN || readDevVar("ADMIN_TOKEN");
+  if (!adminToken) {
+    throw new UsageError("no admin token: give --admin-token, set ADMIN_TOKEN, or put ADMIN_TOKEN in ./.dev.vars");
+  }
+  const prefix = values.prefix ?? "sim";
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(prefix)) throw new UsageError(`--prefix must be a-z, 0-9 and '-', got "${prefix}"`);
+
+  const log = createLogger("sim");
+  const verbose = values.verbose === true;
+  const interrupted = new AbortController();
+  let handle: SimulatorHandle | undefined;
+
+  onShutdownSignal((signal) => {
+    log.info(`${signal}: draining every node (send it again to exit at once)`);
+    if (handle === undefined) {
+      interrupted.abort(new Error(`interrupted by ${signal}`)); // the ramp stops and drains what it started
+      return;
+    }
+    handle
+      .close({ drain: true })
+      .then(() => {
+        log.info("all nodes drained");
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        log.error(`shutdown failed: ${describeError(error)}`);
+        process.exit(1);
+      });
+  });
+
+  try {
+    handle = await startSimulator({
+      gatewayUrl: httpUrlFlag("gateway", values.gateway ?? DEFAULT_GATEWAY),
+      adminToken,
+      nodes: intFlag("nodes", values.nodes, 0, 100_000) ?? DEFAULT_NODES,
+      seed: intFlag("seed", values.seed, 0, 2 ** 32 - 1) ?? 1,
+      prefix,
+      host: values.host ?? "127.0.0.1",
+      port: intFlag("port", values.port, 0, 65_535) ?? 0,
+      publicUrl: values["public-url"] === undefined ? undefined : httpUrlFlag("public-url", values["public-url"]),
+      heartbeatMs: intFlag("heartbeat-ms", values["heartbeat-ms"], HEARTBEAT_MS_MIN, HEARTBEAT_MS_MAX),
+      tokenMs: intFlag("token-ms", values["token-ms"], 0, 60_000),
+      connectConcurrency: intFlag("connect-concurrency", values["connect-concurrency"], 1, 10_000),
+      drainTimeoutMs: intFlag("drain-timeout-ms", values["drain-timeout-ms"], 0, 24 * 3_600_000),
+      logger: log,
+      nodeLogger: (id) => createLogger(`node ${id}`, { quietInfo: !verbose }),
+      signal: interrupted.signal,
+    });
+  } catch (error) {
+    if (interrupted.signal.aborted) {
+      log.info("stopped during the ramp; nodes drained");
+      process.exit(0);
+    }
+    throw error;
+  }
+  process.stdout.write(`READY ${JSON.stringify({ nodes: handle.nodes.length, connected: handle.connectedCount() })}\n`);
+}
+
+runMain(COMMAND, main);

@@ -1,0 +1,514 @@
+import { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
+import WebSocket, { type RawData } from "ws";
+import {
+  CloseCode,
+  GatewayMessageSchema,
+  HEARTBEAT_MS_DEFAULT,
+  HEARTBEAT_MS_MAX,
+  HEARTBEAT_MS_MIN,
+  HelloSchema,
+  PING_FRAME,
+  PONG_FRAME,
+  PROTOCOL_VERSION,
+  type GatewayError,
+  type GpuHardware,
+  type Heartbeat,
+  type Hello,
+  type NodeKind,
+  type Welcome,
+} from "@meridian/protocol";
+import { describeError, silentLogger, type Logger } from "./log";
+import type { LoadSnapshot, LoadSource } from "./workload";
+
+export const AGENT_VERSION = "meridian-node/0.1.0";
+
+export const BACKOFF_BASE_MS = 250;
+export const BACKOFF_FACTOR = 2;
+export const BACKOFF_CAP_MS = 15_000;
+/** A connection that lived this long was healthy, so the next failure starts the backoff afresh. */
+export const STABLE_CONNECTION_MS = 10_000;
+/** Send a full heartbeat at least every this many intervals, even when nothing changed. */
+export const HEARTBEAT_EVERY_INTERVALS = 5;
+/** A load move this large is worth a heartbeat. */
+export const LOAD_CHANGE_THRESHOLD = 0.05;
+export const DRAIN_TIMEOUT_MS_DEFAULT = 30_000;
+
+/** Gateway frames are small JSON messages; anything bigger is a bug or an attack. */
+const MAX_GATEWAY_FRAME_BYTES = 64 * 1024;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long to wait for welcome after hello before trying again. */
+const WELCOME_TIMEOUT_MS = 10_000;
+/** How long a closing handshake may take before the socket is cut. */
+const CLOSE_TIMEOUT_MS = 3_000;
+/** Upgrade refusals are logged with at most this much of their body. */
+const MAX_REFUSAL_BODY_CHARS = 2_000;
+
+/** Close codes after which reconnecting cannot help: wrong identity, unsupported protocol. */
+const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.identityMismatch, CloseCode.unsupportedProtocol]);
+/** Upgrade answers that mean the credential itself is bad. */
+const FATAL_UPGRADE_STATUSES: ReadonlySet<number> = new Set([401, 403]);
+
+/**
+ * Full-jitter exponential backoff: uniform in [0, min(cap, base * factor^attempt)).
+ * `attempt` counts failures since the last stable connection, starting at 0.
+ */
+export function backoffDelayMs(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * BACKOFF_FACTOR ** Math.max(0, attempt));
+  return Math.floor(random() * ceiling);
+}
+
+/** Whether this interval carries a full heartbeat (something changed, or it is time) or just a ping. */
+export function shouldSendHeartbeat(
+  previous: LoadSnapshot | undefined,
+  current: LoadSnapshot,
+  intervalsSinceHeartbeat: number,
+): boolean {
+  if (previous === undefined || intervalsSinceHeartbeat >= HEARTBEAT_EVERY_INTERVALS) return true;
+  return (
+    current.inFlight !== previous.inFlight ||
+    current.free !== previous.free ||
+    // The epsilon keeps a move of exactly 0.05 (e.g. 0.5 -> 0.45) from losing to float rounding.
+    Math.abs(current.load - previous.load) >= LOAD_CHANGE_THRESHOLD - 1e-9
+  );
+}
+
+/** `http(s)://gateway[/base]` (or ws/wss) -> `ws(s)://gateway[/base]/nodes/connect`. */
+export function nodeSocketUrl(gatewayUrl: string): string {
+  const url = new URL(gatewayUrl);
+  const schemes: Record<string, string> = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" };
+  const scheme = schemes[url.protocol];
+  if (scheme === undefined) throw new Error(`gateway URL must be http(s) or ws(s), got ${gatewayUrl}`);
+  url.protocol = scheme;
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/nodes/connect`;
+  url.search = "";
+  url.hash = "";
+  return url.toString();
+}
+
+export interface NodeConnectionOptions {
+  /** Gateway base URL, http(s) or ws(s). */
+  gatewayUrl: string;
+  credential: string;
+  node: string;
+  kind: NodeKind;
+  gpu?: GpuHardware;
+  capacity: number;
+  /** Base URL where the node serves client traffic (no trailing slash). */
+  endpoint: string;
+  heartbeatMs?: number;
+  load: LoadSource;
+  logger?: Logger;
+  drainTimeoutMs?: number;
+  /** Injected for deterministic tests. */
+  random?: () => number;
+}
+
+export interface NodeConnectionEvents {
+  /** The gateway accepted the hello. */
+  connected: [welcome: Welcome];
+  disconnected: [code: number, reason: string];
+  /** A reconnect is scheduled in `delayMs`. */
+  reconnecting: [delayMs: number, attempt: number];
+  /** The connection gave up for good (bad credential, identity mismatch...). */
+  fatal: [error: Error];
+  /** A drain finished and the socket is closed. */
+  drained: [];
+}
+
+export type ConnectionState = "idle" | "connecting" | "awaiting-welcome" | "ready" | "waiting" | "closed";
+
+interface UpgradeRefusal {
+  status: number;
+  body: string;
+}
+
+/** One node's socket to the gateway: hello, heartbeats, reconnects, drain. */
+export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
+  readonly nodeId: string;
+  readonly socketUrl: string;
+  private readonly options: NodeConnectionOptions;
+  private readonly hello: Hello;
+  private readonly logger: Logger;
+  private readonly random: () => number;
+
+  private connectionState: ConnectionState = "idle";
+  private socket: WebSocket | undefined;
+  private socketOpenedAt: number | undefined;
+  private upgradeRefusal: UpgradeRefusal | undefined;
+  private lastGatewayError: GatewayError | undefined;
+  private lastSocketError: string | undefined;
+  private failedAttempts = 0;
+  private heartbeatMs: number;
+  private heartbeatSeq = 0;
+  private lastHeartbeat: LoadSnapshot | undefined;
+  private intervalsSinceHeartbeat = 0;
+  /** When the oldest unanswered ping was sent; detects half-open sockets. */
+  private pingOutstandingSince: number | undefined;
+  private welcomedRegion: string | undefined;
+
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private welcomeTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  /** Set once close(), a drain or a fatal error ends the connection: never reconnect after. */
+  private stopping = false;
+  private draining = false;
+  private drainPromise: Promise<void> | undefined;
+  private readonly closeWaiters: Array<() => void> = [];
+
+  constructor(options: NodeConnectionOptions) {
+    super();
+    this.options = options;
+    this.nodeId = options.node;
+    this.logger = options.logger ?? silentLogger;
+    this.random = options.random ?? Math.random;
+    this.socketUrl = nodeSocketUrl(options.gatewayUrl);
+    // Validate up front so a bad endpoint or capacity fails at startup, not as a gateway close.
+    const hello = HelloSchema.safeParse({
+      type: "hello",
+      protocol: PROTOCOL_VERSION,
+      node: options.node,
+      kind: options.kind,
+      gpu: options.gpu,
+      capacity: options.capacity,
+      endpoint: options.endpoint,
+      heartbeatMs: options.heartbeatMs ?? HEARTBEAT_MS_DEFAULT,
+      agent: AGENT_VERSION,
+    });
+    if (!hello.success) {
+      const issues = hello.error.issues.map((issue) => `${issue.path.join(".") || "hello"}: ${issue.message}`);
+      throw new Error(`node ${options.node}: invalid hello (${issues.join("; ")})`);
+    }
+    this.hello = hello.data;
+    this.heartbeatMs = this.hello.heartbeatMs;
+  }
+
+  get state(): ConnectionState {
+    return this.connectionState;
+  }
+
+  /** Region the gateway placed the node in (from the last welcome). */
+  get region(): string | undefined {
+    return this.welcomedRegion;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  start(): void {
+    if (this.connectionState !== "idle") return;
+    this.connect();
+  }
+
+  /**
+   * Announces the drain, waits until nothing is in flight (or the timeout passes), then closes
+   * with 1000. Heartbeats keep flowing meanwhile so the gateway sees the work winding down.
+   */
+  drain(reason = "drain", timeoutMs = this.options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS_DEFAULT): Promise<void> {
+    this.drainPromise ??= this.runDrain(reason, timeoutMs);
+    return this.drainPromise;
+  }
+
+  /** Closes at once (in-flight requests are not awaited) and never reconnects. */
+  close(): Promise<void> {
+    return this.shutdown(CloseCode.normal, "closing");
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  private connect(): void {
+    this.connectionState = "connecting";
+    this.upgradeRefusal = undefined;
+    this.lastGatewayError = undefined;
+    this.lastSocketError = undefined;
+    this.socketOpenedAt = undefined;
+    const socket = new WebSocket(this.socketUrl, {
+      headers: { authorization: `Bearer ${this.options.credential}` },
+      maxPayload: MAX_GATEWAY_FRAME_BYTES,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      perMessageDeflate: false,
+    });
+    this.socket = socket;
+    socket.on("unexpected-response", (_req, res) => this.onUpgradeRefused(socket, res));
+    socket.on("open", () => this.guard("open", () => this.onOpen(socket)));
+    socket.on("message", (data, isBinary) => this.guard("message", () => this.onMessage(socket, data, isBinary)));
+    socket.on("close", (code, reason) => this.guard("close", () => this.onClose(socket, code, reason.toString())));
+    socket.on("error", (error) => {
+      // A close event always follows and reports it, in one line with the retry.
+      if (socket === this.socket) this.lastSocketError = error.message;
+    });
+  }
+
+  private onUpgradeRefused(socket: WebSocket, res: IncomingMessage): void {
+    const status = res.statusCode ?? 0;
+    readBodyText(res, MAX_REFUSAL_BODY_CHARS)
+      .catch((error: unknown) => `(body unreadable: ${describeError(error)})`)
+      .then((body) => {
+        if (socket !== this.socket) return;
+        this.upgradeRefusal = { status, body };
+        socket.terminate(); // emits close, where the refusal is handled
+      })
+      .catch((error: unknown) => this.logger.error(`handling refused upgrade failed: ${describeError(error)}`));
+  }
+
+  private onOpen(socket: WebSocket): void {
+    if (socket !== this.socket) return;
+    this.socketOpenedAt = Date.now();
+    this.connectionState = "awaiting-welcome";
+    socket.send(JSON.stringify(this.hello));
+    this.welcomeTimer = setTimeout(() => {
+      this.logger.warn(`no welcome within ${WELCOME_TIMEOUT_MS} ms after hello; reconnecting`);
+      socket.terminate();
+    }, WELCOME_TIMEOUT_MS);
+  }
+
+  private onMessage(socket: WebSocket, data: RawData, isBinary: boolean): void {
+    if (socket !== this.socket) return;
+    if (isBinary) {
+      this.logger.warn("ignoring a binary frame from the gateway");
+      return;
+    }
+    const text = rawDataToString(data);
+    if (text === PONG_FRAME) {
+      this.pingOutstandingSince = undefined;
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      this.logger.warn(`ignoring a non-JSON frame from the gateway: ${text.slice(0, 200)}`);
+      return;
+    }
+    const parsed = GatewayMessageSchema.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.join(".") || "message"}: ${issue.message}`);
+      this.logger.warn(`ignoring an invalid gateway message (${issues.join("; ")}): ${text.slice(0, 200)}`);
+      return;
+    }
+    const message = parsed.data;
+    switch (message.type) {
+      case "welcome":
+        this.onWelcome(socket, message);
+        return;
+      case "error":
+        // Usually followed by a close; kept so the close can be explained.
+        this.lastGatewayError = message;
+        this.logger.error(`gateway error ${message.code}: ${message.message}`);
+        return;
+      case "command":
+        this.logger.info("the gateway asked for a drain");
+        this.drain("requested by the gateway").catch((error: unknown) =>
+          this.logger.error(`drain failed: ${describeError(error)}`),
+        );
+        return;
+    }
+  }
+
+  private onWelcome(socket: WebSocket, welcome: Welcome): void {
+    if (this.connectionState !== "awaiting-welcome") {
+      this.logger.warn("ignoring a repeated welcome");
+      return;
+    }
+    clearTimeout(this.welcomeTimer);
+    if (welcome.node !== this.nodeId) {
+      this.logger.warn(`welcome names node ${welcome.node}, expected ${this.nodeId}`);
+    }
+    this.welcomedRegion = welcome.region;
+    // The gateway has the final word on the interval, within the protocol's bounds.
+    this.heartbeatMs = Math.min(HEARTBEAT_MS_MAX, Math.max(HEARTBEAT_MS_MIN, welcome.heartbeatMs));
+    this.connectionState = "ready";
+    this.logger.info(`connected to ${this.options.gatewayUrl} as ${welcome.region}`);
+    this.emit("connected", welcome);
+
+    this.lastHeartbeat = undefined;
+    this.pingOutstandingSince = undefined;
+    this.sendHeartbeat(socket, this.options.load.snapshot());
+    this.heartbeatTimer = setInterval(() => this.guard("heartbeat", () => this.onHeartbeatTick(socket)), this.heartbeatMs);
+  }
+
+  private onHeartbeatTick(socket: WebSocket): void {
+    if (socket !== this.socket || socket.readyState !== WebSocket.OPEN) return;
+    const now = Date.now();
+    const pongTimeoutMs = Math.max(3 * this.heartbeatMs, 3_000);
+    if (this.pingOutstandingSince !== undefined && now - this.pingOutstandingSince > pongTimeoutMs) {
+      this.logger.warn(`no pong for ${now - this.pingOutstandingSince} ms; reconnecting`);
+      socket.terminate();
+      return;
+    }
+    this.intervalsSinceHeartbeat++;
+    const current = this.options.load.snapshot();
+    if (shouldSendHeartbeat(this.lastHeartbeat, current, this.intervalsSinceHeartbeat)) {
+      this.sendHeartbeat(socket, current);
+    } else {
+      socket.send(PING_FRAME);
+      this.pingOutstandingSince ??= now;
+    }
+  }
+
+  private sendHeartbeat(socket: WebSocket, snapshot: LoadSnapshot): void {
+    const heartbeat: Heartbeat = {
+      type: "heartbeat",
+      seq: this.heartbeatSeq++,
+      load: snapshot.load,
+      inFlight: snapshot.inFlight,
+      free: snapshot.free,
+    };
+    socket.send(JSON.stringify(heartbeat));
+    this.lastHeartbeat = snapshot;
+    this.intervalsSinceHeartbeat = 0;
+  }
+
+  private onClose(socket: WebSocket, code: number, reason: string): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.clearConnectionTimers();
+    const livedMs = this.socketOpenedAt === undefined ? 0 : Date.now() - this.socketOpenedAt;
+    const refusal = this.upgradeRefusal;
+    const gatewayError = this.lastGatewayError;
+    const neverOpened = this.socketOpenedAt === undefined;
+    let explanation: string;
+    if (refusal !== undefined) explanation = `upgrade refused with HTTP ${refusal.status}: ${refusal.body || "(empty body)"}`;
+    else if (neverOpened) explanation = `could not connect: ${this.lastSocketError ?? `closed with ${code}`}`;
+    else {
+      const why = gatewayError ? ` (${gatewayError.code}: ${gatewayError.message})` : "";
+      explanation = `disconnected: ${code} ${reason || "no reason"}${why}`;
+    }
+
+    // Every attempt that ends is reported, including ones that never opened.
+    this.emit("disconnected", code, refusal ? `HTTP ${refusal.status}` : reason);
+    if (this.stopping) {
+      this.connectionState = "closed";
+      for (const resolve of this.closeWaiters.splice(0)) resolve();
+      return;
+    }
+    this.connectionState = "waiting";
+
+    if (refusal !== undefined && FATAL_UPGRADE_STATUSES.has(refusal.status)) {
+      this.fail(new Error(`node ${this.nodeId}: gateway refused the credential, ${explanation}`));
+      return;
+    }
+    if (FATAL_CLOSE_CODES.has(code)) {
+      this.fail(new Error(`node ${this.nodeId}: gateway closed the connection with ${code}: ${explanation}`));
+      return;
+    }
+    if (this.draining) {
+      // Reconnecting would announce the node as healthy again; the drain finishes offline.
+      this.connectionState = "closed";
+      this.logger.warn(`${explanation}; not reconnecting while draining`);
+      return;
+    }
+    if (livedMs > STABLE_CONNECTION_MS) this.failedAttempts = 0;
+    const delayMs = backoffDelayMs(this.failedAttempts, this.random);
+    this.failedAttempts++;
+    // A lost connection or a first failure is news; repeated failed attempts while the gateway
+    // stays away are routine (and a whole simulated fleet would flood the log).
+    const line = `${explanation}; reconnecting in ${delayMs} ms (attempt ${this.failedAttempts})`;
+    if (!neverOpened || this.failedAttempts === 1) this.logger.warn(line);
+    else this.logger.info(line);
+    this.emit("reconnecting", delayMs, this.failedAttempts);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.guard("reconnect", () => this.connect());
+    }, delayMs);
+  }
+
+  private fail(error: Error): void {
+    this.stopping = true;
+    this.connectionState = "closed";
+    this.clearAllTimers();
+    this.logger.error(error.message);
+    this.emit("fatal", error);
+  }
+
+  private async runDrain(reason: string, timeoutMs: number): Promise<void> {
+    if (this.connectionState === "closed") return;
+    this.draining = true;
+    clearTimeout(this.reconnectTimer);
+    const socket = this.socket;
+    if (socket?.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "drain", reason: reason.slice(0, 200) }));
+    } else if (socket?.readyState === WebSocket.CONNECTING) {
+      socket.terminate(); // no point finishing a handshake only to leave
+    }
+    const inFlight = this.options.load.snapshot().inFlight;
+    this.logger.info(`draining (${reason}), ${inFlight} request(s) in flight`);
+    const idle = await this.options.load.whenIdle(timeoutMs);
+    if (!idle) {
+      const left = this.options.load.snapshot().inFlight;
+      this.logger.warn(`drain timed out after ${timeoutMs} ms with ${left} request(s) in flight; closing anyway`);
+    }
+    await this.shutdown(CloseCode.normal, "drained");
+    this.logger.info("drained");
+    this.emit("drained");
+  }
+
+  private shutdown(code: number, reason: string): Promise<void> {
+    this.stopping = true;
+    this.clearAllTimers();
+    const socket = this.socket;
+    if (socket === undefined || this.connectionState === "closed") {
+      this.connectionState = "closed";
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const forceTimer = setTimeout(() => socket.terminate(), CLOSE_TIMEOUT_MS);
+      this.closeWaiters.push(() => {
+        clearTimeout(forceTimer);
+        resolve();
+      });
+      if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
+      else socket.terminate();
+    });
+  }
+
+  private clearConnectionTimers(): void {
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.welcomeTimer);
+    this.heartbeatTimer = undefined;
+    this.welcomeTimer = undefined;
+  }
+
+  private clearAllTimers(): void {
+    this.clearConnectionTimers();
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+  }
+
+  /** Runs a socket/timer handler; a bug in one must not take down the process or the fleet. */
+  private guard(what: string, handler: () => void): void {
+    try {
+      handler();
+    } catch (error) {
+      this.logger.error(`${what} handler failed: ${describeError(error)}`);
+    }
+  }
+}
+
+function rawDataToString(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
+  return data.toString("utf8");
+}
+
+/** Reads at most `maxChars` of a response body (the rest is discarded). */
+function readBodyText(res: IncomingMessage, maxChars: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => resolve(text), 5_000);
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => {
+      if (text.length < maxChars) text += chunk.slice(0, maxChars - text.length);
+    });
+    res.once("end", () => {
+      clearTimeout(timer);
+      resolve(text.trim());
+    });
+    res.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}

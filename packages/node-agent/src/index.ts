@@ -1,0 +1,55 @@
+export {
+  AGENT_VERSION,
+  BACKOFF_BASE_MS,
+  BACKOFF_CAP_MS,
+  BACKOFF_FACTOR,
+  DRAIN_TIMEOUT_MS_DEFAULT,
+  HEARTBEAT_EVERY_INTERVALS,
+  LOAD_CHANGE_THRESHOLD,
+  NodeConnection,
+  STABLE_CONNECTION_MS,
+  backoffDelayMs,
+  nodeSocketUrl,
+  shouldSendHeartbeat,
+  type ConnectionState,
+  type NodeConnectionEvents,
+  type NodeConnectionOptions,
+} from "./connection";
+export { EnrollmentError, adminNodesUrl, enrollNode, type EnrollOptions, type EnrollmentRequest } from "./enroll";
+export {
+  GPU_CAPACITY_RANGE,
+  GPU_VRAM_GB,
+  HOTSPOT_CAPACITY_RANGE,
+  SIMULATED_GPU_MIX,
+  SIMULATED_GPU_SHARE,
+  planFleet,
+  type FleetPlanOptions,
+  type PlannedNode,
+} from "./fleet";
+export { createLogger, silentLogger, type Logger } from "./log";
+export {
+  DEFAULT_CONNECT_CONCURRENCY,
+  describeFleet,
+  startSimulator,
+  type SimulatedNode,
+  type SimulatorHandle,
+  type SimulatorOptions,
+} from "./simulator";
+export {
+  DATA_CHUNK_BYTES,
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_TOKEN_MS,
+  MAX_CHAT_BODY_BYTES,
+  MAX_DATA_BYTES,
+  MAX_TOKENS_LIMIT,
+  NodeWorkload,
+  closeServer,
+  createWorkloadServer,
+  listen,
+  parseChatCompletionRequest,
+  type ChatCompletionRequest,
+  type LoadSnapshot,
+  type LoadSource,
+  type NodeIdentity,
+  type WorkloadOptions,
+} from "./workload";
