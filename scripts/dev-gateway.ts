@@ -1,0 +1,140 @@
+/**
+ * Starts the gateway locally the way a developer runs it: `wrangler dev` (workerd, Durable
+ * Objects in local SQLite). Shared by `npm start` and the end-to-end tests.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+export interface DevSecrets {
+  ADMIN_TOKEN: string;
+  NODE_CREDENTIAL_KEY: string;
+}
+
+/** Reads .dev.vars, creating it with random secrets (and the dev-only geo override) if missing. */
+export function ensureDevVars(root = REPO_ROOT): { path: string; created: boolean; secrets: DevSecrets } {
+  const path = join(root, ".dev.vars");
+  const created = !existsSync(path);
+  if (created) {
+    writeFileSync(
+      path,
+      [
+        "# Local secrets for wrangler dev, made by `npm start`. Never committed (see .gitignore).",
+        `ADMIN_TOKEN=${randomBytes(24).toString("base64url")}`,
+        `NODE_CREDENTIAL_KEY=${randomBytes(32).toString("base64url")}`,
+        "# Dev only: lets x-client-lat/lon/country/subdivision headers play a client anywhere.",
+        "DEV_TRUST_CLIENT_GEO=true",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+  }
+  const vars = new Map<string, string>();
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    const match = /^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match?.[1] !== undefined && match[2] !== undefined) vars.set(match[1], match[2].replace(/^"(.*)"$/, "$1"));
+  }
+  const ADMIN_TOKEN = vars.get("ADMIN_TOKEN");
+  const NODE_CREDENTIAL_KEY = vars.get("NODE_CREDENTIAL_KEY");
+  if (ADMIN_TOKEN === undefined || NODE_CREDENTIAL_KEY === undefined) {
+    throw new Error(`${path} lacks ADMIN_TOKEN or NODE_CREDENTIAL_KEY; delete it to have it made again`);
+  }
+  return { path, created, secrets: { ADMIN_TOKEN, NODE_CREDENTIAL_KEY } };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface LocalGateway {
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  port: number;
+  /** Durable Object state directory (default .wrangler/state). */
+  persistTo?: string;
+  /** Where wrangler's own output goes; "inherit" shows it, "ignore" hides it. */
+  output?: "inherit" | "ignore" | ((line: string) => void);
+  readyTimeoutMs?: number;
+  logLevel?: "debug" | "info" | "log" | "warn" | "error" | "none";
+}
+
+export async function startGateway(options: GatewayOptions): Promise<LocalGateway> {
+  const url = `http://127.0.0.1:${options.port}`;
+  const args = [
+    join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
+    "dev",
+    "--ip", "127.0.0.1",
+    "--port", String(options.port),
+    "--inspector-port", String(await freePort()),
+    "--show-interactive-dev-session=false",
+    // "log" keeps the worker's own console lines and drops one line per request.
+    "--log-level", options.logLevel ?? "log",
+    ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
+  ];
+  const output = options.output ?? "inherit";
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    // Its own process group: wrangler forks workerd and a CLI child, and stop() signals them all.
+    detached: true,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+    stdio: ["ignore", typeof output === "function" ? "pipe" : output, typeof output === "function" ? "pipe" : output],
+  });
+  if (typeof output === "function") {
+    for (const stream of [child.stdout, child.stderr]) {
+      let buffered = "";
+      stream?.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop() ?? "";
+        for (const line of lines) output(line);
+      });
+    }
+  }
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  // Never leave a detached gateway behind when this process ends, however it ends.
+  process.once("exit", () => signalGroup("SIGKILL"));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    signalGroup("SIGTERM");
+    const killTimer = setTimeout(() => signalGroup("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(killTimer);
+  };
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode} before it was ready`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return { url, process: child, stop };
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the gateway did not answer ${url}/healthz in time`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * `npm start`: the gateway on http://127.0.0.1:8787 with a simulated fleet in every region.
+ * Flags: --port N (8787), --nodes N (300; 0 starts the gateway alone), --seed N (1).
+ */
+import { startSimulator, type SimulatorHandle } from "@meridian/node-agent";
+import { parseArgs } from "node:util";
+import { ensureDevVars, startGateway } from "./dev-gateway";
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: "8787" },
+    nodes: { type: "string", default: "300" },
+    seed: { type: "string", default: "1" },
+  },
+});
+const port = Number(values.port);
+const nodes = Number(values.nodes);
+if (!Number.isInteger(port) || !Number.isInteger(nodes) || nodes < 0) {
+  console.error("usage: npm start -- [--port 8787] [--nodes 300] [--seed 1]");
+  process.exit(2);
+}
+
+const startedAt = performance.now();
+const devVars = ensureDevVars();
+console.log(`[start] ${devVars.created ? "created" : "using"} local secrets in ${devVars.path} (ADMIN_TOKEN for the admin API)`);
+console.log(`[start] starting the gateway (wrangler dev, workerd + local Durable Objects) on port ${port}...`);
+const gateway = await startGateway({ port });
+console.log(`[start] gateway ready at ${gateway.url} in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
+
+let fleet: SimulatorHandle | null = null;
+if (nodes > 0) {
+  fleet = await startSimulator({ gatewayUrl: gateway.url, adminToken: devVars.secrets.ADMIN_TOKEN, nodes, seed: Number(values.seed) });
+}
+console.log(`
+[start] ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s: ${fleet ? `${fleet.connectedCount()} simulated nodes connected` : "no simulated fleet"}
+  curl -s ${gateway.url}/route -H 'x-client-lat: 35.68' -H 'x-client-lon: 139.76' -H 'x-meridian-gpu: h100'
+  curl -s ${gateway.url}/v1/whoami -H 'x-client-lat: 48.85' -H 'x-client-lon: 2.35'
+  curl -sN ${gateway.url}/v1/chat/completions -H 'x-client-lat: 40.71' -H 'x-client-lon: -74.0' -H 'x-meridian-kind: gpu' \\
+       -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
+  curl -s ${gateway.url}/admin/fleet -H "authorization: Bearer $(grep ^ADMIN_TOKEN .dev.vars | cut -d= -f2)"
+Ctrl-C drains the fleet and stops the gateway.`);
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) process.exit(1);
+  stopping = true;
+  console.log("\n[start] draining the simulated fleet and stopping the gateway...");
+  await fleet?.close({ drain: true });
+  await gateway.stop();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown());
+gateway.process.once("exit", (code) => {
+  if (!stopping) {
+    console.error(`[start] the gateway exited (${code}); stopping`);
+    void fleet?.close({ drain: false }).then(() => process.exit(1));
+  }
+});
