@@ -3,3 +3,4 @@ export * from "./node-messages";
 export * from "./api";
 export * from "./fleet";
 export * from "./identity";
+export * from "./policy";

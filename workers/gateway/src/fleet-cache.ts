@@ -5,6 +5,8 @@ import type { Env } from "./env";
 
 /** Older than this, a snapshot is refreshed in the background while it keeps serving. */
 export const SNAPSHOT_REFRESH_MS = 150;
+/** Older than this (an isolate that sat idle), a snapshot is not trusted: the request waits for a fresh one. */
+export const SNAPSHOT_MAX_AGE_MS = 2000;
 
 /**
  * The fleet as this isolate sees it: a versioned copy of the Directory, refreshed by deltas
@@ -22,6 +24,9 @@ export class FleetCache {
   async get(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<FleetIndex> {
     if (this.index === null) {
       await this.refresh(env);
+    } else if (now - this.fetchedAt > SNAPSHOT_MAX_AGE_MS) {
+      // Better an old fleet than none if the Directory is briefly unreachable; the proxy's retry covers dead nodes.
+      await this.refresh(env).catch((err: unknown) => console.error(JSON.stringify({ at: "fleet.refresh", stale: true, error: String(err) })));
     } else if (now - this.fetchedAt > SNAPSHOT_REFRESH_MS && !this.refreshing) {
       waitUntil(this.refresh(env).catch((err: unknown) => console.error(JSON.stringify({ at: "fleet.refresh", error: String(err) }))));
     }

@@ -39,6 +39,8 @@ interface Attachment {
   /** Null until a valid hello arrives. */
   record: NodeRecord | null;
   heartbeatMs: number;
+  /** Load as last sent to the Directory: steps are measured from here, so slow drift still arrives. */
+  pushedLoad: number;
 }
 
 type Health = { health: NodeHealth; reason: string };
@@ -77,7 +79,7 @@ export class RegionHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
     this.ctx.acceptWebSocket(server, [claims.data.id]);
-    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0 };
+    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0 };
     server.serializeAttachment(attachment);
     await this.ensureSweep();
     return new Response(null, { status: 101, webSocket: client });
@@ -87,7 +89,7 @@ export class RegionHub extends DurableObject<Env> {
     const state = this.attachment(ws);
     if (state === null) return this.closeWith(ws, CloseCode.internalError, "lost connection state");
     try {
-      const size = typeof message === "string" ? message.length : message.byteLength;
+      const size = frameBytes(message);
       if (size > MAX_NODE_FRAME_BYTES) return this.closeWith(ws, CloseCode.frameTooLarge, `frame of ${size} bytes exceeds ${MAX_NODE_FRAME_BYTES}`);
       if (typeof message !== "string") return this.closeWith(ws, CloseCode.invalidMessage, "binary frames are not part of the protocol");
       state.lastFrameAt = Date.now();
@@ -205,13 +207,16 @@ export class RegionHub extends DurableObject<Env> {
 
   private onHeartbeat(ws: WebSocket, state: Attachment, record: NodeRecord, beat: Heartbeat): void {
     const free = Math.min(beat.free, record.capacity);
-    const stepped = Math.abs(beat.load - record.load) >= LOAD_STEP || (free === 0) !== (record.free === 0) || record.health === "down";
+    const stepped = Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 || (free === 0) !== (record.free === 0) || record.health === "down";
     record.load = beat.load;
     record.inFlight = beat.inFlight;
     record.free = free;
     if (record.health === "down") this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
+    if (stepped) {
+      state.pushedLoad = beat.load;
+      this.push(record);
+    }
     ws.serializeAttachment(state);
-    if (stepped) this.push(record);
   }
 
   private onSocketEnd(ws: WebSocket, why: string): void {
@@ -294,4 +299,11 @@ export class RegionHub extends DurableObject<Env> {
       // The peer is already gone.
     }
   }
+}
+
+/** UTF-8 size of a frame; encodes only when the character count alone cannot settle it. */
+function frameBytes(message: string | ArrayBuffer): number {
+  if (typeof message !== "string") return message.byteLength;
+  if (message.length > MAX_NODE_FRAME_BYTES || message.length * 3 <= MAX_NODE_FRAME_BYTES) return message.length;
+  return new TextEncoder().encode(message).byteLength;
 }

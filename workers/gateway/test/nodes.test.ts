@@ -26,7 +26,7 @@ describe("node connections", () => {
     const [body, signature] = credential.split(".");
     const forgedBody = btoa(JSON.stringify({ v: 1, id: "fra-forge", kind: "gpu", region: "fra", gpu: { class: "b200", vramGb: 192, count: 8 }, capacity: 4, iat: 0, exp: 4e9 }))
       .replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
-    for (const token of [`${forgedBody}.${signature}`, `${body}.AAAA`, "garbage"]) {
+    for (const token of [`${forgedBody}.${signature}`, `${body}.AAAA`, "garbage", "x.y", `${body}.A`]) {
       const res = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_credential");
@@ -54,6 +54,8 @@ describe("node connections", () => {
       ["{not json", CloseCode.invalidMessage],
       [JSON.stringify({ type: "teleport" }), CloseCode.invalidMessage],
       ["x".repeat(MAX_NODE_FRAME_BYTES + 1), CloseCode.frameTooLarge],
+      // Fewer characters than the cap, more bytes: the cap is in bytes.
+      ["é".repeat(MAX_NODE_FRAME_BYTES / 2 + 1), CloseCode.frameTooLarge],
       [new Uint8Array([1, 2, 3]).buffer, CloseCode.invalidMessage],
     ];
     for (const [i, [frame, code]] of cases.entries()) {
@@ -84,6 +86,14 @@ describe("node connections", () => {
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("down"));
     node.ws.send(JSON.stringify({ type: "heartbeat", seq: 3, load: 0.1, inFlight: 0, free: 8 }));
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("healthy"));
+  });
+
+  it("passes slow load drift on once it adds up to a step", async () => {
+    const node = await joinNode("mad-drift", "mad");
+    for (const [seq, load] of [0.03, 0.06, 0.09, 0.12].entries()) {
+      node.ws.send(JSON.stringify({ type: "heartbeat", seq, load, inFlight: 1, free: 7 }));
+    }
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "mad-drift")?.load).toBe(0.12));
   });
 
   it("takes a draining node out of routing", async () => {

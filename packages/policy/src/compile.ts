@@ -1,0 +1,170 @@
+import { UNKNOWN_COUNTRY, type GpuClass, type NodeKind, type PolicyDocument, type PolicyMatch, type PolicyRule } from "@meridian/protocol";
+import { getRegion } from "@meridian/regions";
+
+/** Who is asking. Unknown country counts as "XX"; absent tenant or residency matches no rule on them. */
+export interface ClientContext {
+  country?: string;
+  subdivision?: string;
+  tenantHq?: string;
+  residency?: string;
+}
+
+export interface NodeContext {
+  region: string;
+  kind: NodeKind;
+  gpuClass?: GpuClass;
+}
+
+export interface Decision {
+  allowed: boolean;
+  /** The rules that decided: every matching deny, else every matching allow, else the default. */
+  rules: string[];
+}
+
+export type NodeJudge = (node: NodeContext) => Decision;
+
+export const DEFAULT_RULE_ID = { allow: "default-allow", deny: "default-deny" } as const;
+
+type FieldSets = { [K in keyof PolicyMatch]?: ReadonlySet<string> };
+
+interface CompiledRule {
+  id: string;
+  effect: "allow" | "deny";
+  match: FieldSets;
+  except: FieldSets;
+}
+
+const CLIENT_FIELDS = ["clientCountry", "clientSubdivision", "tenantHq", "residency"] as const;
+const NODE_FIELDS = ["nodeCountry", "nodeSubdivision", "nodeRegion", "nodeKind", "gpuClass"] as const;
+type ClientField = (typeof CLIENT_FIELDS)[number];
+type NodeField = (typeof NODE_FIELDS)[number];
+
+/** Which group kind each field's @references must name. */
+export const FIELD_GROUP_KIND: Record<keyof PolicyMatch, keyof PolicyDocument["groups"] | null> = {
+  clientCountry: "countries",
+  tenantHq: "countries",
+  nodeCountry: "countries",
+  clientSubdivision: "subdivisions",
+  nodeSubdivision: "subdivisions",
+  nodeRegion: "regions",
+  gpuClass: "gpuClasses",
+  nodeKind: null,
+  residency: null,
+};
+
+export class PolicyCompileError extends Error {}
+
+function resolveField(doc: PolicyDocument, field: keyof PolicyMatch, values: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const value of values) {
+    if (!value.startsWith("@")) {
+      out.add(value);
+      continue;
+    }
+    const kind = FIELD_GROUP_KIND[field];
+    const group = kind === null ? undefined : doc.groups[kind][value.slice(1)];
+    if (group === undefined) throw new PolicyCompileError(`${field} refers to unknown ${kind ?? "group"} group ${value}`);
+    for (const member of group.members) out.add(member);
+  }
+  return out;
+}
+
+function compileMatch(doc: PolicyDocument, match: PolicyMatch | undefined): FieldSets {
+  const sets: FieldSets = {};
+  if (match === undefined) return sets;
+  for (const field of Object.keys(match) as (keyof PolicyMatch)[]) {
+    const values = match[field];
+    if (values !== undefined) sets[field] = resolveField(doc, field, values);
+  }
+  return sets;
+}
+
+function clientValue(client: ClientContext, field: ClientField): string | undefined {
+  switch (field) {
+    case "clientCountry":
+      return client.country ?? UNKNOWN_COUNTRY;
+    case "clientSubdivision":
+      return client.subdivision;
+    case "tenantHq":
+      return client.tenantHq;
+    case "residency":
+      return client.residency;
+  }
+}
+
+function nodeValue(node: NodeContext, field: NodeField): string | undefined {
+  switch (field) {
+    case "nodeCountry":
+      return getRegion(node.region)?.country;
+    case "nodeSubdivision":
+      return getRegion(node.region)?.subdivision;
+    case "nodeRegion":
+      return node.region;
+    case "nodeKind":
+      return node.kind;
+    case "gpuClass":
+      return node.gpuClass;
+  }
+}
+
+const holds = (set: ReadonlySet<string> | undefined, value: string | undefined) => set !== undefined && value !== undefined && set.has(value);
+
+/** Client judges kept per client context; real traffic repeats a few thousand contexts at most. */
+const JUDGE_CACHE_LIMIT = 4096;
+
+/**
+ * A policy version compiled for the hot path: group references resolved to sets, rules
+ * split by what they look at, and one memoized judge per client context.
+ */
+export class CompiledPolicy {
+  readonly rules: readonly CompiledRule[];
+  private readonly judges = new Map<string, NodeJudge>();
+
+  constructor(
+    readonly document: PolicyDocument,
+    readonly version: number,
+  ) {
+    this.rules = document.rules.map((r: PolicyRule) => ({ id: r.id, effect: r.effect, match: compileMatch(document, r.match), except: compileMatch(document, r.except) }));
+  }
+
+  /** The verdict for one client on one node. */
+  evaluate(client: ClientContext, node: NodeContext): Decision {
+    return this.forClient(client)(node);
+  }
+
+  /** A judge for one client: client-side conditions are settled once, node-side per node (memoized). */
+  forClient(client: ClientContext): NodeJudge {
+    const key = `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
+    const cached = this.judges.get(key);
+    if (cached !== undefined) return cached;
+    const applicable = this.rules.filter(
+      (rule) =>
+        CLIENT_FIELDS.every((f) => rule.match[f] === undefined || holds(rule.match[f], clientValue(client, f))) &&
+        !CLIENT_FIELDS.some((f) => holds(rule.except[f], clientValue(client, f))),
+    );
+    const memo = new Map<string, Decision>();
+    const defaultDecision: Decision = { allowed: this.document.defaultEffect === "allow", rules: [DEFAULT_RULE_ID[this.document.defaultEffect]] };
+    const judge: NodeJudge = (node) => {
+      const nodeKey = `${node.region}|${node.kind}|${node.gpuClass ?? ""}`;
+      const known = memo.get(nodeKey);
+      if (known !== undefined) return known;
+      const deny: string[] = [];
+      const allow: string[] = [];
+      for (const rule of applicable) {
+        if (!NODE_FIELDS.every((f) => rule.match[f] === undefined || holds(rule.match[f], nodeValue(node, f)))) continue;
+        if (NODE_FIELDS.some((f) => holds(rule.except[f], nodeValue(node, f)))) continue;
+        (rule.effect === "deny" ? deny : allow).push(rule.id);
+      }
+      const decision: Decision = deny.length > 0 ? { allowed: false, rules: deny } : allow.length > 0 ? { allowed: true, rules: allow } : defaultDecision;
+      memo.set(nodeKey, decision);
+      return decision;
+    };
+    if (this.judges.size >= JUDGE_CACHE_LIMIT) this.judges.clear();
+    this.judges.set(key, judge);
+    return judge;
+  }
+}
+
+export function compilePolicy(document: PolicyDocument, version: number): CompiledPolicy {
+  return new CompiledPolicy(document, version);
+}
