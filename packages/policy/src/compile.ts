@@ -118,6 +118,9 @@ const JUDGE_CACHE_LIMIT = 4096;
  */
 export class CompiledPolicy {
   readonly rules: readonly CompiledRule[];
+  /** Residency tags some rule enforces; a request asking for another one cannot be honoured. */
+  readonly residencies: ReadonlySet<string>;
+  private readonly reasons: ReadonlyMap<string, string>;
   private readonly judges = new Map<string, NodeJudge>();
 
   constructor(
@@ -125,6 +128,15 @@ export class CompiledPolicy {
     readonly version: number,
   ) {
     this.rules = document.rules.map((r: PolicyRule) => ({ id: r.id, effect: r.effect, match: compileMatch(document, r.match), except: compileMatch(document, r.except) }));
+    this.residencies = new Set(document.rules.flatMap((r) => [...(r.match.residency ?? []), ...(r.except?.residency ?? [])]));
+    this.reasons = new Map(document.rules.map((r) => [r.id, r.reason]));
+  }
+
+  /** The human reason of a rule id (or of the default). */
+  reasonOf(ruleId: string): string {
+    if (ruleId === DEFAULT_RULE_ID.deny) return "no rule allows this and the policy denies by default";
+    if (ruleId === DEFAULT_RULE_ID.allow) return "no rule applies; the policy allows by default";
+    return this.reasons.get(ruleId) ?? ruleId;
   }
 
   /** The verdict for one client on one node. */

@@ -21,16 +21,40 @@ export function bearerToken(header: string | undefined): string | null {
   return match?.[1] ?? null;
 }
 
-/** Admin API guard: 401 without a valid token; 503 when no token is configured (fail closed). */
-export const requireAdmin = createMiddleware<{ Bindings: Env }>(async (c, next) => {
-  const configured = c.env.ADMIN_TOKEN;
-  if (configured === undefined || configured.length < 16) {
-    throw new HttpError(503, "admin_disabled", "ADMIN_TOKEN is not configured (at least 16 characters)");
-  }
-  const presented = bearerToken(c.req.header("authorization"));
-  if (presented === null) throw new HttpError(401, "unauthorized", "send Authorization: Bearer <admin token>", {}, { "www-authenticate": "Bearer" });
-  if (!(await timingSafeEqualStrings(presented, configured))) {
-    throw new HttpError(401, "unauthorized", "the admin token is not valid", {}, { "www-authenticate": "Bearer" });
-  }
-  await next();
-});
+export type Role = "viewer" | "editor" | "admin";
+const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+
+export type AdminVariables = { role: Role; actor: string };
+
+/** Which role a token belongs to; every configured token is compared, in constant time. */
+async function roleOf(env: Env, presented: string): Promise<Role | null> {
+  const candidates: [Role, string | undefined][] = [["admin", env.ADMIN_TOKEN], ["editor", env.EDITOR_TOKEN], ["viewer", env.VIEWER_TOKEN]];
+  const matches = await Promise.all(candidates.map(async ([role, token]) => (token !== undefined && token.length >= 16 && (await timingSafeEqualStrings(presented, token)) ? role : null)));
+  return matches.find((m) => m !== null) ?? null;
+}
+
+/**
+ * Admin API guard. 401: no token or an unknown one. 403: a valid token whose role is too
+ * low. 503: no admin token configured at all (the admin API fails closed).
+ * The actor recorded in the audit log is the role plus the optional x-meridian-actor header.
+ */
+export function requireRole(minimum: Role) {
+  return createMiddleware<{ Bindings: Env; Variables: AdminVariables }>(async (c, next) => {
+    if (c.env.ADMIN_TOKEN === undefined || c.env.ADMIN_TOKEN.length < 16) {
+      throw new HttpError(503, "admin_disabled", "ADMIN_TOKEN is not configured (at least 16 characters)");
+    }
+    const presented = bearerToken(c.req.header("authorization"));
+    if (presented === null) throw new HttpError(401, "unauthorized", "send Authorization: Bearer <token>", {}, { "www-authenticate": "Bearer" });
+    const role = await roleOf(c.env, presented);
+    if (role === null) throw new HttpError(401, "unauthorized", "the token is not valid", {}, { "www-authenticate": "Bearer" });
+    if (RANK[role] < RANK[minimum]) throw new HttpError(403, "forbidden", `this needs the ${minimum} role; the token has ${role}`);
+    const who = (c.req.header("x-meridian-actor") ?? "").trim().slice(0, 100);
+    c.set("role", role);
+    c.set("actor", who ? `${role}:${who}` : role);
+    await next();
+  });
+}
+
+export function hasRole(role: Role, minimum: Role): boolean {
+  return RANK[role] >= RANK[minimum];
+}

@@ -72,3 +72,12 @@ export function parseRequirements(headers: Headers): Requirements {
   }
   return parsed.data;
 }
+
+/** x-meridian-residency: a residency tag such as "eu"; the live policy must enforce it. */
+export function parseResidency(headers: Headers): string | undefined {
+  const raw = headers.get("x-meridian-residency");
+  if (raw === null) return undefined;
+  const tag = raw.trim().toLowerCase();
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(tag)) throw new HttpError(400, "invalid_requirements", "x-meridian-residency: a lowercase tag such as eu");
+  return tag;
+}

@@ -4,8 +4,8 @@ import type { Env } from "./env";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
 export type DirectoryAnswer =
-  | { kind: "full"; epoch: string; version: number; nodes: NodeRecord[] }
-  | { kind: "delta"; epoch: string; version: number; updates: NodeUpdate[] };
+  | { kind: "full"; epoch: string; version: number; policyVersion: number; nodes: NodeRecord[] }
+  | { kind: "delta"; epoch: string; version: number; policyVersion: number; updates: NodeUpdate[] };
 
 /** How many recent changes are kept to answer deltas; older callers get a full snapshot. */
 const CHANGE_LOG_LIMIT = 20_000;
@@ -20,6 +20,8 @@ export class Directory extends DurableObject<Env> {
   /** A fresh epoch per instance: versions are comparable only within one epoch. */
   private readonly epoch = crypto.randomUUID();
   private version = 0;
+  /** Latest published policy version; snapshots carry it so isolates know when to reload. */
+  private policyVersion = 0;
   /** Node ids in the order they changed; changeVersions[i] is the version of change i. */
   private changedIds: string[] = [];
   private changeVersions: number[] = [];
@@ -28,6 +30,9 @@ export class Directory extends DurableObject<Env> {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, record TEXT NOT NULL)");
+      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+      const stored = ctx.storage.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'policy_version'").toArray()[0];
+      this.policyVersion = stored?.value ?? 0;
       for (const row of ctx.storage.sql.exec<{ record: string }>("SELECT record FROM nodes")) {
         const record = JSON.parse(row.record) as NodeRecord;
         this.nodes.set(record.id, record);
@@ -61,11 +66,17 @@ export class Directory extends DurableObject<Env> {
     return this.version;
   }
 
+  setPolicyVersion(version: number): void {
+    if (version <= this.policyVersion) return;
+    this.policyVersion = version;
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('policy_version', ?)", version);
+  }
+
   /** Everything changed after `version` of `epoch`, or the full fleet when that is not known. */
   snapshotSince(epoch: string | null, version: number): DirectoryAnswer {
     const oldest = this.changeVersions[0] ?? this.version + 1;
     if (epoch !== this.epoch || version < oldest - 1 || version > this.version) {
-      return { kind: "full", epoch: this.epoch, version: this.version, nodes: [...this.nodes.values()] };
+      return { kind: "full", epoch: this.epoch, version: this.version, policyVersion: this.policyVersion, nodes: [...this.nodes.values()] };
     }
     const changed = new Set<string>();
     for (let i = this.changeVersions.length - 1; i >= 0 && (this.changeVersions[i] ?? 0) > version; i--) {
@@ -77,6 +88,6 @@ export class Directory extends DurableObject<Env> {
       const record = this.nodes.get(id);
       updates.push(record ?? { id, region: "", gone: true, seq: Number.MAX_SAFE_INTEGER });
     }
-    return { kind: "delta", epoch: this.epoch, version: this.version, updates };
+    return { kind: "delta", epoch: this.epoch, version: this.version, policyVersion: this.policyVersion, updates };
   }
 }

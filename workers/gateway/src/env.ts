@@ -1,11 +1,17 @@
 import type { Directory } from "./directory";
+import type { PolicyStore } from "./policy-store";
 import type { RegionHub } from "./region-hub";
 
 export interface Env {
   REGION_HUB: DurableObjectNamespace<RegionHub>;
   DIRECTORY: DurableObjectNamespace<Directory>;
-  /** Secret. Bearer token of the admin API; when unset the admin API refuses everything. */
+  POLICY_STORE: DurableObjectNamespace<PolicyStore>;
+  /** Secret. Bearer token of the admin role (everything, incl. enrollment and forced publishes). */
   ADMIN_TOKEN?: string;
+  /** Secret, optional. Bearer token of the editor role: validate, dry-run, publish, rollback. */
+  EDITOR_TOKEN?: string;
+  /** Secret, optional. Bearer token of the viewer role: read-only admin API. */
+  VIEWER_TOKEN?: string;
   /** Secret. HMAC key that signs node credentials; when unset enrollment and node connects are refused. */
   NODE_CREDENTIAL_KEY?: string;
   /**

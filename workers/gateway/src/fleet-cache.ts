@@ -1,3 +1,4 @@
+import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
 import type { NodeRecord } from "@meridian/protocol";
 import { FleetIndex } from "@meridian/routing";
 import type { DirectoryAnswer } from "./directory";
@@ -8,43 +9,71 @@ export const SNAPSHOT_REFRESH_MS = 150;
 /** Older than this (an isolate that sat idle), a snapshot is not trusted: the request waits for a fresh one. */
 export const SNAPSHOT_MAX_AGE_MS = 2000;
 
+export interface EdgeView {
+  index: FleetIndex;
+  /** null until a policy version has been loaded: callers must then refuse (fail closed). */
+  policy: CompiledPolicy | null;
+}
+
+const log = (at: string, err: unknown, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ at, error: String(err), ...extra }));
+
 /**
- * The fleet as this isolate sees it: a versioned copy of the Directory, refreshed by deltas
- * in the background (stale-while-revalidate). Only a cold isolate waits for the Directory.
+ * What this isolate knows: a versioned copy of the Directory's fleet and the compiled
+ * policy, refreshed in the background (stale-while-revalidate). The snapshot carries the
+ * policy version, so a publish reaches every isolate with its next refresh. Only a cold
+ * or long-idle isolate waits.
  */
 export class FleetCache {
   private epoch: string | null = null;
   private version = 0;
   private readonly nodes = new Map<string, NodeRecord>();
   private index: FleetIndex | null = null;
+  private policy: CompiledPolicy | null = null;
   private fetchedAt = 0;
   private refreshing = false;
 
-  /** The routing index; waits only when nothing is cached yet. */
-  async get(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<FleetIndex> {
-    if (this.index === null) {
-      await this.refresh(env);
+  async get(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<EdgeView> {
+    if (this.index === null || this.policy === null) {
+      // Cold: wait. If that fails, the view has no policy and the caller refuses (fail closed).
+      await this.refresh(env).catch((err: unknown) => log("fleet.refresh", err, { cold: true }));
     } else if (now - this.fetchedAt > SNAPSHOT_MAX_AGE_MS) {
       // Better an old fleet than none if the Directory is briefly unreachable; the proxy's retry covers dead nodes.
-      await this.refresh(env).catch((err: unknown) => console.error(JSON.stringify({ at: "fleet.refresh", stale: true, error: String(err) })));
+      await this.refresh(env).catch((err: unknown) => log("fleet.refresh", err, { stale: true }));
     } else if (now - this.fetchedAt > SNAPSHOT_REFRESH_MS && !this.refreshing) {
-      waitUntil(this.refresh(env).catch((err: unknown) => console.error(JSON.stringify({ at: "fleet.refresh", error: String(err) }))));
+      waitUntil(this.refresh(env).catch((err: unknown) => log("fleet.refresh", err)));
     }
-    return this.index ?? new FleetIndex([]);
+    return { index: this.index ?? new FleetIndex([]), policy: this.policy };
   }
 
   get snapshotVersion(): number {
     return this.version;
   }
 
+  get policyVersion(): number | null {
+    return this.policy?.version ?? null;
+  }
+
   async refresh(env: Env): Promise<void> {
     this.refreshing = true;
     try {
-      const answer: DirectoryAnswer = await env.DIRECTORY.get(env.DIRECTORY.idFromName("global")).snapshotSince(this.epoch, this.version);
+      const directory = env.DIRECTORY.get(env.DIRECTORY.idFromName("global"));
+      const [answer] = await Promise.all([directory.snapshotSince(this.epoch, this.version), this.policy === null ? this.loadPolicy(env) : null]);
       this.apply(answer);
       this.fetchedAt = Date.now();
+      if (this.policy !== null && answer.policyVersion > this.policy.version) {
+        // A failed load keeps the last good version in force.
+        await this.loadPolicy(env).catch((err: unknown) => log("policy.load", err, { wanted: answer.policyVersion, inForce: this.policy?.version }));
+      }
     } finally {
       this.refreshing = false;
+    }
+  }
+
+  private async loadPolicy(env: Env): Promise<void> {
+    const current = await env.POLICY_STORE.get(env.POLICY_STORE.idFromName("global")).current();
+    if (this.policy === null || current.version > this.policy.version) {
+      this.policy = compilePolicy(current.document, current.version);
+      console.log(JSON.stringify({ at: "policy.loaded", version: current.version }));
     }
   }
 
@@ -53,17 +82,14 @@ export class FleetCache {
       this.nodes.clear();
       for (const node of answer.nodes) this.nodes.set(node.id, node);
     } else {
-      if (answer.updates.length === 0 && this.index !== null) {
-        this.version = answer.version;
-        return;
-      }
       for (const update of answer.updates) {
         if ("gone" in update) this.nodes.delete(update.id);
         else this.nodes.set(update.id, update);
       }
     }
+    const changed = answer.kind === "full" || answer.updates.length > 0 || this.index === null;
     this.epoch = answer.epoch;
     this.version = answer.version;
-    this.index = new FleetIndex([...this.nodes.values()]);
+    if (changed) this.index = new FleetIndex([...this.nodes.values()]);
   }
 }

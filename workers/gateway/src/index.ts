@@ -1,12 +1,11 @@
-import { zValidator } from "@hono/zod-validator";
-import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
-import { explainExclusions, route, type Candidate } from "@meridian/routing";
+import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
+import type { NodeRecord } from "@meridian/protocol";
+import { explainExclusions, route, type Candidate, type FleetIndex, type NodeFilter } from "@meridian/routing";
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import type { ZodType } from "zod";
-import { bearerToken, requireAdmin } from "./auth";
-import { parseRequirements, resolveClient } from "./client";
-import { issueCredential, verifyCredential } from "./credentials";
+import { admin } from "./admin";
+import { bearerToken } from "./auth";
+import { parseRequirements, parseResidency, resolveClient } from "./client";
+import { verifyCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError, errorBody, renderError } from "./errors";
 import { FleetCache } from "./fleet-cache";
@@ -14,90 +13,110 @@ import { proxyToCandidates } from "./proxy";
 import { VERIFIED_CLAIMS_HEADER } from "./region-hub";
 
 export { Directory } from "./directory";
+export { PolicyStore } from "./policy-store";
 export { RegionHub } from "./region-hub";
 
 type App = { Bindings: Env };
 
-/** Per-isolate fleet snapshot, shared by every request this isolate serves. */
+/** Per-isolate fleet snapshot and compiled policy, shared by every request this isolate serves. */
 const fleet = new FleetCache();
 /** Seconds a client should wait when no node can take the request. */
 const RETRY_AFTER_S = "2";
-const ADMIN_BODY_LIMIT = 64 * 1024;
+/** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
+const POLICY_REASON = "policy:";
 
-/** zod validation at the edge of a route, with the one error format. */
-function validJson<T extends ZodType>(schema: T) {
-  return zValidator("json", schema, (result) => {
-    if (!result.success) {
-      const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-      const first = issues[0];
-      throw new HttpError(400, "invalid_body", first ? `${first.path || "body"}: ${first.message}` : "invalid body", { issues });
-    }
-  });
-}
-
-const limitAdminBody = bodyLimit({
-  maxSize: ADMIN_BODY_LIMIT,
-  onError: () => {
-    throw new HttpError(413, "body_too_large", `admin request bodies are limited to ${ADMIN_BODY_LIMIT} bytes`);
-  },
-});
+const round = (x: number) => Math.round(x * 100) / 100;
 
 function describe(c: Candidate) {
   const { node } = c;
   return { id: node.id, region: node.region, kind: node.kind, ...(node.gpu ? { gpu: node.gpu } : {}), rttMs: round(c.rttMs), score: round(c.score), load: node.load };
 }
 
-const round = (x: number) => Math.round(x * 100) / 100;
+const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
 
-/** Client, requirements and the ranked candidates for this request. */
+function policyFilter(judge: NodeJudge): NodeFilter {
+  return (node) => {
+    const verdict = judge(nodeContext(node));
+    return verdict.allowed ? null : `${POLICY_REASON}${verdict.rules.join(",")}`;
+  };
+}
+
+/** Client, requirements, the policy verdicts and the ranked candidates for this request. */
 async function decide(c: Context<App>) {
   const client = resolveClient(c.req.raw, c.env);
   const requirements = parseRequirements(c.req.raw.headers);
-  const index = await fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
-  const decision = route(index, { client: client.location, requirements });
-  return { client, requirements, index, decision };
+  const residency = parseResidency(c.req.raw.headers);
+  const { index, policy } = await fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
+  // Fail closed: without a policy nobody knows what is allowed, so nothing is routed.
+  if (policy === null) throw new HttpError(503, "policy_unavailable", "no routing policy is loaded yet; nothing is routed blind", {}, { "retry-after": RETRY_AFTER_S });
+  if (residency !== undefined && !policy.residencies.has(residency)) {
+    throw new HttpError(400, "unknown_residency", `no rule of policy v${policy.version} enforces residency "${residency}"; known: ${[...policy.residencies].join(", ") || "none"}`);
+  }
+  const judge = policy.forClient({
+    ...(client.location?.country ? { country: client.location.country } : {}),
+    ...(client.location?.subdivision ? { subdivision: client.location.subdivision } : {}),
+    ...(residency ? { residency } : {}),
+  });
+  const filter = policyFilter(judge);
+  const decision = route(index, { client: client.location, requirements, filter });
+  return { client, requirements, residency, index, policy, judge, filter, decision };
 }
 
-const noNode = () =>
-  new HttpError(503, "no_healthy_node", "no healthy node can serve this request right now", {}, { "retry-after": RETRY_AFTER_S });
+/** Why nothing qualified: 451 when the policy refused nodes that could otherwise serve, else 503. */
+function refusal(index: FleetIndex, policy: CompiledPolicy, judge: NodeJudge, decision: Awaited<ReturnType<typeof decide>>): HttpError {
+  const unrestricted = route(index, { client: decision.client.location, requirements: decision.requirements, fallbacks: 0 });
+  const nearest = unrestricted.candidates[0];
+  if (nearest === undefined) {
+    return new HttpError(503, "no_healthy_node", "no healthy node can serve this request right now", {}, { "retry-after": RETRY_AFTER_S });
+  }
+  const verdict = judge(nodeContext(nearest.node));
+  const rule = verdict.rules[0] ?? "unknown";
+  return new HttpError(451, "blocked_by_policy", `refused by policy: ${policy.reasonOf(rule)}`, { rule, rules: verdict.rules, policyVersion: policy.version });
+}
 
 const app = new Hono<App>();
 
 app.onError(renderError);
 app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 
-app.get("/healthz", (c) => c.json({ status: "ok", snapshotVersion: fleet.snapshotVersion }));
+app.get("/healthz", (c) => c.json({ status: "ok", snapshotVersion: fleet.snapshotVersion, policyVersion: fleet.policyVersion }));
 
 // ---- clients --------------------------------------------------------------------------
 
 app.get("/route", async (c) => {
-  const { client, requirements, index, decision } = await decide(c);
+  const decided = await decide(c);
+  const { client, requirements, residency, index, policy, judge, filter, decision } = decided;
   const [primary, ...fallbacks] = decision.candidates;
   const body = {
-    client: { ...client.location, source: client.source },
+    client: { ...client.location, source: client.source, ...(residency ? { residency } : {}) },
     requirements,
     node: primary ? describe(primary) : null,
     fallbacks: fallbacks.map(describe),
-    excluded: explainExclusions(index, requirements),
+    excluded: explainExclusions(index, requirements, filter).map((x) =>
+      x.reason.startsWith(POLICY_REASON) ? { id: x.id, region: x.region, reason: "policy", rules: x.reason.slice(POLICY_REASON.length).split(",") } : x,
+    ),
     fleetSize: index.size,
     snapshotVersion: fleet.snapshotVersion,
+    policyVersion: policy.version,
   };
   if (primary === undefined) {
-    c.header("retry-after", RETRY_AFTER_S);
-    return c.json({ ...errorBody("no_healthy_node", "no healthy node can serve this request right now"), ...body }, 503);
+    const err = refusal(index, policy, judge, decided);
+    for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+    return c.json({ ...errorBody(err.code, err.message, err.extra), ...body }, err.status);
   }
   return c.json(body);
 });
 
 app.all("/v1/*", async (c) => {
-  const { decision } = await decide(c);
-  if (decision.candidates.length === 0) throw noNode();
+  const decided = await decide(c);
+  if (decided.decision.candidates.length === 0) throw refusal(decided.index, decided.policy, decided.judge, decided);
   const url = new URL(c.req.url);
-  const outcome = await proxyToCandidates(c.req.raw, url.pathname + url.search, decision.candidates);
+  const outcome = await proxyToCandidates(c.req.raw, url.pathname + url.search, decided.decision.candidates);
   const response = new Response(outcome.response.body, outcome.response);
   response.headers.set("x-meridian-node", outcome.node.id);
   response.headers.set("x-meridian-region", outcome.node.region);
   response.headers.set("x-meridian-route", outcome.attempt === 0 ? "primary" : "failover");
+  response.headers.set("x-meridian-policy-version", String(decided.policy.version));
   return response;
 });
 
@@ -118,39 +137,6 @@ app.get("/nodes/connect", async (c) => {
 
 // ---- admin ----------------------------------------------------------------------------
 
-app.use("/admin/*", requireAdmin);
-
-app.post("/admin/nodes", limitAdminBody, validJson(EnrollmentSchema), async (c) => {
-  const enrollment = c.req.valid("json");
-  const { credential, claims } = await issueCredential(c.env.NODE_CREDENTIAL_KEY, enrollment, Date.now());
-  const { v: _version, iat: _issued, exp, ...node } = claims;
-  return c.json({ credential, node, expiresAt: new Date(exp * 1000).toISOString() }, 201);
-});
-
-app.get("/admin/fleet", async (c) => {
-  const answer = await c.env.DIRECTORY.get(c.env.DIRECTORY.idFromName("global")).snapshotSince(null, 0);
-  const nodes = answer.kind === "full" ? answer.nodes : [];
-  nodes.sort((a, b) => (a.region === b.region ? (a.id < b.id ? -1 : 1) : a.region < b.region ? -1 : 1));
-  return c.json({ version: answer.version, count: nodes.length, nodes: nodes.map(fleetEntry) });
-});
-
-function fleetEntry(n: NodeRecord) {
-  return {
-    id: n.id,
-    kind: n.kind,
-    region: n.region,
-    healthy: n.health === "healthy",
-    health: n.health,
-    healthReason: n.healthReason,
-    healthSince: new Date(n.healthSince).toISOString(),
-    load: n.load,
-    inFlight: n.inFlight,
-    free: n.free,
-    capacity: n.capacity,
-    ...(n.gpu ? { gpu: n.gpu } : {}),
-    endpoint: n.endpoint,
-    connectedAt: new Date(n.connectedAt).toISOString(),
-  };
-}
+app.route("/admin", admin);
 
 export default app;
