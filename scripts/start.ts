@@ -33,9 +33,9 @@ if (nodes > 0) {
 }
 console.log(`
 [start] ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s: ${fleet ? `${fleet.connectedCount()} simulated nodes connected` : "no simulated fleet"}
-  curl -s ${gateway.url}/route -H 'x-client-lat: 35.68' -H 'x-client-lon: 139.76' -H 'x-meridian-gpu: h100'
-  curl -s ${gateway.url}/v1/whoami -H 'x-client-lat: 48.85' -H 'x-client-lon: 2.35'
-  curl -sN ${gateway.url}/v1/chat/completions -H 'x-client-lat: 40.71' -H 'x-client-lon: -74.0' -H 'x-meridian-kind: gpu' \\
+  curl -s ${gateway.url}/route -H 'x-client-lat: 35.68' -H 'x-client-lon: 139.76' -H 'x-client-country: JP' -H 'x-meridian-gpu: h100'
+  curl -s ${gateway.url}/v1/whoami -H 'x-client-lat: 48.85' -H 'x-client-lon: 2.35' -H 'x-client-country: FR'
+  curl -sN ${gateway.url}/v1/chat/completions -H 'x-client-lat: 40.71' -H 'x-client-lon: -74.0' -H 'x-client-country: US' -H 'x-meridian-kind: gpu' \\
        -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
   curl -s ${gateway.url}/admin/fleet -H "authorization: Bearer $(grep ^ADMIN_TOKEN .dev.vars | cut -d= -f2)"
 Ctrl-C drains the fleet and stops the gateway.`);
