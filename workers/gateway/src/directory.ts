@@ -22,6 +22,8 @@ export class Directory extends DurableObject<Env> {
   private version = 0;
   /** Latest published policy version; snapshots carry it so isolates know when to reload. */
   private policyVersion = 0;
+  /** JSON heartbeats received per region hub, for /metrics (in memory: a counter may reset). */
+  private readonly heartbeats: Record<string, number> = {};
   /** Node ids in the order they changed; changeVersions[i] is the version of change i. */
   private changedIds: string[] = [];
   private changeVersions: number[] = [];
@@ -64,6 +66,14 @@ export class Directory extends DurableObject<Env> {
       this.changeVersions = this.changeVersions.slice(-CHANGE_LOG_LIMIT);
     }
     return this.version;
+  }
+
+  addHeartbeats(region: string, count: number): void {
+    this.heartbeats[region] = (this.heartbeats[region] ?? 0) + count;
+  }
+
+  metrics(): { nodes: NodeRecord[]; heartbeats: Record<string, number> } {
+    return { nodes: [...this.nodes.values()], heartbeats: { ...this.heartbeats } };
   }
 
   setPolicyVersion(version: number): void {

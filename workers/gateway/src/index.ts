@@ -2,13 +2,15 @@ import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
 import type { NodeRecord } from "@meridian/protocol";
 import { explainExclusions, route, type Candidate, type FleetIndex, type NodeFilter } from "@meridian/routing";
 import { Hono, type Context } from "hono";
+import { createMiddleware } from "hono/factory";
 import { admin } from "./admin";
-import { bearerToken } from "./auth";
+import { bearerToken, requireRole } from "./auth";
 import { parseRequirements, parseResidency, resolveClient } from "./client";
 import { verifyCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError, errorBody, renderError } from "./errors";
 import { FleetCache } from "./fleet-cache";
+import { Metrics } from "./metrics";
 import { proxyToCandidates } from "./proxy";
 import { VERIFIED_CLAIMS_HEADER } from "./region-hub";
 
@@ -20,6 +22,7 @@ type App = { Bindings: Env };
 
 /** Per-isolate fleet snapshot and compiled policy, shared by every request this isolate serves. */
 const fleet = new FleetCache();
+const metrics = new Metrics();
 /** Seconds a client should wait when no node can take the request. */
 const RETRY_AFTER_S = "2";
 /** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
@@ -58,7 +61,9 @@ async function decide(c: Context<App>) {
     ...(residency ? { residency } : {}),
   });
   const filter = policyFilter(judge);
+  const startedAt = performance.now();
   const decision = route(index, { client: client.location, requirements, filter });
+  metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
   return { client, requirements, residency, index, policy, judge, filter, decision };
 }
 
@@ -78,6 +83,25 @@ const app = new Hono<App>();
 
 app.onError(renderError);
 app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+/** Counts every client request by route, outcome and status (errors included: onError has run). */
+const countOutcome = (routeName: string) =>
+  createMiddleware<App>(async (c, next) => {
+    await next();
+    const status = c.res.status;
+    const outcome = c.res.headers.get("x-meridian-route") ?? OUTCOME_BY_STATUS[status] ?? (status < 400 ? "answered" : "error");
+    metrics.countRequest(routeName, outcome, status);
+  });
+const OUTCOME_BY_STATUS: Record<number, string> = { 400: "bad_request", 451: "blocked_by_policy", 502: "upstream_failed", 503: "unavailable" };
+
+app.use("/v1/*", countOutcome("/v1"));
+app.use("/route", countOutcome("/route"));
+
+app.get("/metrics", requireRole("viewer"), async (c) => {
+  const fleetFigures = await c.env.DIRECTORY.get(c.env.DIRECTORY.idFromName("global")).metrics();
+  const body = metrics.render({ ...fleetFigures, snapshotVersion: fleet.snapshotVersion, policyVersion: fleet.policyVersion });
+  return c.text(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+});
 
 app.get("/healthz", (c) => c.json({ status: "ok", snapshotVersion: fleet.snapshotVersion, policyVersion: fleet.policyVersion }));
 

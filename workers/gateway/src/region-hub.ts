@@ -53,6 +53,9 @@ type Health = { health: NodeHealth; reason: string };
 export class RegionHub extends DurableObject<Env> {
   private readonly pending = new Map<string, NodeUpdate>();
   private pushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Heartbeats since the last report to the Directory (for /metrics). */
+  private heartbeatsUnreported = 0;
+  private heartbeatsReportedAt = 0;
   /** Monotonic across restarts (clock-based), so the Directory can order updates. */
   private seq = Date.now() * 1000;
 
@@ -112,7 +115,10 @@ export class RegionHub extends DurableObject<Env> {
       const msg = parsed.data;
       if (msg.type === "hello") return this.onHello(ws, state, msg);
       if (state.record === null) return this.closeWith(ws, CloseCode.invalidMessage, "the first message must be hello");
-      if (msg.type === "heartbeat") return this.onHeartbeat(ws, state, state.record, msg);
+      if (msg.type === "heartbeat") {
+        this.heartbeatsUnreported++;
+        return this.onHeartbeat(ws, state, state.record, msg);
+      }
       this.setHealth(state.record, { health: "draining", reason: `drain${msg.reason ? `: ${msg.reason}` : ""}` });
       ws.serializeAttachment(state);
       this.push(state.record);
@@ -165,6 +171,7 @@ export class RegionHub extends DurableObject<Env> {
         console.error(JSON.stringify({ at: "hub.sweep", node: state.claims.id, error: String(err) }));
       }
     }
+    await this.reportHeartbeats(now, sockets[0]);
     if (sockets.length > 0) await this.ctx.storage.setAlarm(now + SWEEP_MS);
   }
 
@@ -273,6 +280,22 @@ export class RegionHub extends DurableObject<Env> {
         if (newer === undefined || newer.seq < update.seq) this.pending.set(update.id, update);
       }
       this.schedulePush(PUSH_RETRY_MS);
+    }
+  }
+
+  /** Heartbeat counts go to the Directory at most once a second, piggybacked on the sweep. */
+  private async reportHeartbeats(now: number, anySocket: WebSocket | undefined): Promise<void> {
+    if (this.heartbeatsUnreported === 0 || now - this.heartbeatsReportedAt < 1000) return;
+    const region = anySocket === undefined ? undefined : this.attachment(anySocket)?.claims.region;
+    if (region === undefined) return;
+    const count = this.heartbeatsUnreported;
+    this.heartbeatsUnreported = 0;
+    this.heartbeatsReportedAt = now;
+    try {
+      await this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("global")).addHeartbeats(region, count);
+    } catch (err) {
+      this.heartbeatsUnreported += count;
+      console.error(JSON.stringify({ at: "hub.heartbeats", region, error: String(err) }));
     }
   }
 

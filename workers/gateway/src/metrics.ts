@@ -1,0 +1,79 @@
+import type { NodeRecord } from "@meridian/protocol";
+
+/** Upper bounds, in nodes examined per decision (the routing work done). */
+const EXAMINED_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536];
+/** Upper bounds, in seconds. Workers' clocks only advance on I/O, so in production most decisions read 0. */
+const DECISION_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01];
+
+class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(private readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    const at = this.bounds.findIndex((b) => value <= b);
+    if (at >= 0) this.counts[at] = (this.counts[at] ?? 0) + 1;
+  }
+  render(name: string, help: string): string[] {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    let cumulative = 0;
+    this.bounds.forEach((b, i) => {
+      cumulative += this.counts[i] ?? 0;
+      lines.push(`${name}_bucket{le="${b}"} ${cumulative}`);
+    });
+    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
+    return lines;
+  }
+}
+
+const label = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+/**
+ * Per-isolate request metrics plus fleet-wide figures from the Directory, in Prometheus
+ * text format. Each isolate counts its own requests: at scale, scrape through Workers
+ * Analytics Engine or logs instead (docs/design.md).
+ */
+export class Metrics {
+  private readonly requests = new Map<string, number>();
+  private readonly examined = new Histogram(EXAMINED_BUCKETS);
+  private readonly decisionSeconds = new Histogram(DECISION_BUCKETS);
+
+  countRequest(route: string, outcome: string, status: number): void {
+    const key = `${route}\u0000${outcome}\u0000${status}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  observeDecision(examinedNodes: number, seconds: number): void {
+    this.examined.observe(examinedNodes);
+    this.decisionSeconds.observe(seconds);
+  }
+
+  render(fleet: { nodes: readonly NodeRecord[]; heartbeats: Record<string, number>; snapshotVersion: number; policyVersion: number | null }): string {
+    const lines: string[] = ["# HELP meridian_requests_total Client requests by route, outcome and status.", "# TYPE meridian_requests_total counter"];
+    for (const [key, count] of [...this.requests.entries()].sort()) {
+      const [route = "", outcome = "", status = ""] = key.split("\u0000");
+      lines.push(`meridian_requests_total{route="${label(route)}",outcome="${label(outcome)}",status="${status}"} ${count}`);
+    }
+    lines.push(...this.examined.render("meridian_routing_examined_nodes", "Nodes examined per routing decision."));
+    lines.push(...this.decisionSeconds.render("meridian_routing_decision_seconds", "Routing decision time (coarse inside Workers; see the benchmark for microseconds)."));
+    lines.push("# HELP meridian_nodes Connected nodes by state and region.", "# TYPE meridian_nodes gauge");
+    const byState = new Map<string, number>();
+    for (const node of fleet.nodes) {
+      const key = `${node.health}\u0000${node.region}`;
+      byState.set(key, (byState.get(key) ?? 0) + 1);
+    }
+    for (const [key, count] of [...byState.entries()].sort()) {
+      const [state = "", region = ""] = key.split("\u0000");
+      lines.push(`meridian_nodes{state="${state}",region="${region}"} ${count}`);
+    }
+    lines.push("# HELP meridian_heartbeats_received_total JSON heartbeats received by region hubs (pings are answered without waking them).", "# TYPE meridian_heartbeats_received_total counter");
+    for (const [region, count] of Object.entries(fleet.heartbeats).sort()) lines.push(`meridian_heartbeats_received_total{region="${region}"} ${count}`);
+    lines.push("# HELP meridian_policy_version Policy version in force in this isolate (-1: none loaded).", "# TYPE meridian_policy_version gauge", `meridian_policy_version ${fleet.policyVersion ?? -1}`);
+    lines.push("# HELP meridian_snapshot_version Fleet snapshot version held by this isolate.", "# TYPE meridian_snapshot_version gauge", `meridian_snapshot_version ${fleet.snapshotVersion}`);
+    return `${lines.join("\n")}\n`;
+  }
+}
