@@ -23,8 +23,8 @@ import type { Env } from "./env";
 /** Header on the internal upgrade request: the claims the gateway already verified. */
 export const VERIFIED_CLAIMS_HEADER = "x-meridian-verified-claims";
 
-/** How often the hub looks for silent nodes and hello timeouts. */
-const SWEEP_MS = 250;
+/** Never sweep more often than this, however close deadlines are. */
+const MIN_SWEEP_GAP_MS = 50;
 /** Coalescing window for pushes to the Directory: bursts of joins travel as one call. */
 const PUSH_DELAY_MS = 25;
 const PUSH_RETRY_MS = 1000;
@@ -84,7 +84,7 @@ export class RegionHub extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [claims.data.id]);
     const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0 };
     server.serializeAttachment(attachment);
-    await this.ensureSweep();
+    await this.sweepBy(now + HELLO_TIMEOUT_MS);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -141,38 +141,53 @@ export class RegionHub extends DurableObject<Env> {
     this.onSocketEnd(ws, `error ${String(error)}`);
   }
 
-  /** Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed. */
+  /**
+   * Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed.
+   * The alarm is set for the earliest moment anything could change (a node's deadline),
+   * not on a fixed tick, so an idle fleet wakes its hubs about once per timeout window.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     const sockets = this.ctx.getWebSockets();
+    let next = Number.POSITIVE_INFINITY;
     for (const ws of sockets) {
       const state = this.attachment(ws);
       if (state === null) continue;
       try {
-        if (state.record === null) {
-          if (now - state.acceptedAt > HELLO_TIMEOUT_MS) this.closeWith(ws, CloseCode.helloTimeout, `no hello within ${HELLO_TIMEOUT_MS} ms`);
-          continue;
-        }
-        const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-        const lastSeen = Math.max(state.lastFrameAt, pingAt);
-        const silentMs = now - lastSeen;
-        const record = state.record;
-        if (record.health === "healthy" && silentMs > state.heartbeatMs * MISSED_HEARTBEATS_DOWN) {
-          this.setHealth(record, { health: "down", reason: `heartbeat timeout: silent for ${silentMs} ms` });
-          ws.serializeAttachment(state);
-          this.push(record);
-          console.log(JSON.stringify({ at: "hub.down", node: record.id, region: record.region, silentMs }));
-        } else if (record.health === "down" && silentMs < state.heartbeatMs) {
-          this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
-          ws.serializeAttachment(state);
-          this.push(record);
-        }
+        next = Math.min(next, this.checkLiveness(ws, state, now));
       } catch (err) {
         console.error(JSON.stringify({ at: "hub.sweep", node: state.claims.id, error: String(err) }));
       }
     }
     await this.reportHeartbeats(now, sockets[0]);
-    if (sockets.length > 0) await this.ctx.storage.setAlarm(now + SWEEP_MS);
+    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, now + MIN_SWEEP_GAP_MS));
+  }
+
+  /** Applies one socket's liveness rules; returns when it next needs looking at. */
+  private checkLiveness(ws: WebSocket, state: Attachment, now: number): number {
+    if (state.record === null) {
+      const deadline = state.acceptedAt + HELLO_TIMEOUT_MS;
+      if (now < deadline) return deadline;
+      this.closeWith(ws, CloseCode.helloTimeout, `no hello within ${HELLO_TIMEOUT_MS} ms`);
+      return Number.POSITIVE_INFINITY;
+    }
+    const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    const lastSeen = Math.max(state.lastFrameAt, pingAt);
+    const silentMs = now - lastSeen;
+    const downAfter = state.heartbeatMs * MISSED_HEARTBEATS_DOWN;
+    const record = state.record;
+    if (record.health === "healthy" && silentMs > downAfter) {
+      this.setHealth(record, { health: "down", reason: `heartbeat timeout: silent for ${silentMs} ms` });
+      ws.serializeAttachment(state);
+      this.push(record);
+      console.log(JSON.stringify({ at: "hub.down", node: record.id, region: record.region, silentMs }));
+    } else if (record.health === "down" && silentMs < state.heartbeatMs) {
+      this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
+      ws.serializeAttachment(state);
+      this.push(record);
+    }
+    // Down nodes are polled once an interval for a resumed ping; others at their deadline.
+    return record.health === "down" ? now + state.heartbeatMs : lastSeen + downAfter + 1;
   }
 
   // ---- message handlers ----------------------------------------------------------------
@@ -209,6 +224,7 @@ export class RegionHub extends DurableObject<Env> {
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO members (id, region, joined_at) VALUES (?, ?, ?)", claims.id, claims.region, now);
     this.send(ws, { type: "welcome", node: claims.id, region: claims.region, heartbeatMs: hello.heartbeatMs, ping: PING_FRAME });
     this.push(state.record);
+    void this.sweepBy(now + hello.heartbeatMs * MISSED_HEARTBEATS_DOWN + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
     console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
   }
 
@@ -299,8 +315,10 @@ export class RegionHub extends DurableObject<Env> {
     }
   }
 
-  private async ensureSweep(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + SWEEP_MS);
+  /** Makes sure the sweep runs no later than `deadline`. */
+  private async sweepBy(deadline: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > deadline) await this.ctx.storage.setAlarm(deadline);
   }
 
   private attachment(ws: WebSocket): Attachment | null {

@@ -1,0 +1,96 @@
+/**
+ * Runs a Worker in the bare workerd binary from a generated config: the production runtime
+ * without wrangler dev's extra proxy and per-request logging loopback, which on this
+ * machine cap even a hello-world Worker at ~300-1,000 requests/s (workerd alone: ~12k).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../scripts/dev-gateway";
+
+export function workerdBinary(): string {
+  const pnpmDir = join(REPO_ROOT, "node_modules/.pnpm");
+  const pkg = readdirSync(pnpmDir).filter((d) => d.startsWith("@cloudflare+workerd-linux-64@")).sort().at(-1);
+  if (pkg === undefined) throw new Error("workerd is not installed (npm test installs it)");
+  return join(pnpmDir, pkg, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+}
+
+/** Bundles the gateway exactly as `wrangler deploy` would, into `outDir/index.js`; returns the gzip size. */
+export function bundleGateway(outDir: string): number {
+  const out = spawnSync(process.execPath, [join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outDir], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  if (out.status !== 0) throw new Error(`bundling failed:\n${out.stdout}\n${out.stderr}`);
+  const gzip = /gzip:\s+([\d.]+)\s+KiB/.exec(out.stdout + out.stderr);
+  return gzip?.[1] ? Math.round(Number(gzip[1]) * 1024) : Number.NaN;
+}
+
+export interface WorkerdOptions {
+  dir: string;
+  port: number;
+  /** Module file name inside `dir`. */
+  module: string;
+  text: Record<string, string>;
+  durableObjects?: string[];
+}
+
+const quote = (s: string) => JSON.stringify(s);
+
+export async function startWorkerd(options: WorkerdOptions): Promise<{ url: string; process: ChildProcess; stop(): void }> {
+  const objects = options.durableObjects ?? [];
+  mkdirSync(join(options.dir, "do"), { recursive: true });
+  const bindings = [
+    ...objects.map((cls) => `(name = ${quote(bindingName(cls))}, durableObjectNamespace = ${quote(cls)})`),
+    ...Object.entries(options.text).map(([name, value]) => `(name = ${quote(name)}, text = ${quote(value)})`),
+  ];
+  const config = `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .worker),
+    (name = "net", network = (allow = ["public", "private", "local"])),
+    (name = "do-disk", disk = (path = ${quote(join(options.dir, "do"))}, writable = true)),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:${options.port}", http = (), service = "main") ],
+);
+const worker :Workerd.Worker = (
+  modules = [ (name = ${quote(options.module)}, esModule = embed ${quote(options.module)}) ],
+  compatibilityDate = "2026-11-01",
+  globalOutbound = "net",
+  bindings = [ ${bindings.join(", ")} ],
+  durableObjectNamespaces = [ ${objects.map((cls) => `(className = ${quote(cls)}, uniqueKey = ${quote(`meridian-${cls}`)}, enableSql = true)`).join(", ")} ],
+  durableObjectStorage = (localDisk = "do-disk"),
+);
+`;
+  const configPath = join(options.dir, "config.capnp");
+  writeFileSync(configPath, config);
+  const child = spawn(workerdBinary(), ["serve", "--experimental", configPath], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const stop = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  process.once("exit", stop);
+  const url = `http://127.0.0.1:${options.port}`;
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`);
+    try {
+      await fetch(`${url}/healthz`);
+      return { url, process: child, stop };
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  stop();
+  throw new Error(`workerd did not listen: ${stderr}`);
+}
+
+/** REGION_HUB for RegionHub, POLICY_STORE for PolicyStore: the names wrangler.toml binds. */
+function bindingName(className: string): string {
+  return className.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
