@@ -1,0 +1,48 @@
+/**
+ * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
+ * the parts do not disturb each other. Prints tables for people; `--json` also writes
+ * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
+ * `--only routing,gateway,heartbeat` picks parts.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { REPO_ROOT } from "../scripts/dev-gateway";
+import { runGatewayBench } from "./gateway";
+import { runHeartbeatBench } from "./heartbeat";
+import { machineInfo, printTable } from "./lib/stats";
+import { runRoutingBench } from "./routing";
+
+const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
+const parts = new Set((values.only ?? "routing,gateway,heartbeat").split(","));
+const smoke = values.smoke ?? false;
+
+const GOALS: Record<string, string> = {
+  routing_us_p50_1k: "<= 5",
+  routing_us_p50_10k: "<= 20",
+  routing_us_p50_100k: "<= 60",
+  gateway_to_bare_rps_ratio: ">= 0.9",
+  gateway_added_latency_us_p50: "<= 100",
+  heartbeat_nodes_sustained: ">= 5000",
+  policy_propagation_ms_p99: "<= 1000",
+};
+
+const info = machineInfo();
+console.log(`[bench] ${smoke ? "smoke" : "full"} run on ${JSON.stringify(info)}`);
+const results: Record<string, number> = {};
+const startedAt = performance.now();
+if (parts.has("routing")) Object.assign(results, await runRoutingBench({ smoke }));
+if (parts.has("gateway")) Object.assign(results, await runGatewayBench({ smoke }));
+if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smoke }));
+
+printTable(
+  "results",
+  Object.entries(results).map(([key, value]) => ({ key, value: Number.isFinite(value) ? value : "n/a", goal: GOALS[key] ?? "" })),
+);
+console.log(`[bench] done in ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
+if (values.json) {
+  const path = join(REPO_ROOT, "bench/results.json");
+  writeFileSync(path, `${JSON.stringify({ at: new Date().toISOString(), smoke, machine: info, results }, null, 2)}\n`);
+  console.log(`[bench] wrote ${path}`);
+}
+process.exit(0);
