@@ -9,21 +9,18 @@ import { readFileSync } from "node:fs";
 import { compilePolicy, type ClientContext, type CompiledPolicy, type NodeJudge } from "@meridian/policy";
 import { REGIONS, estimateRttMs, getRegion, greatCircleKm, type Region } from "@meridian/regions";
 import { machineInfo, printTable, summarize } from "./lib/stats";
-// @meridian/protocol and @meridian/routing are not linked at the repo root: see lib/workspace.ts.
+import { PolicyDocumentSchema, type GpuClass, type GpuHardware, type NodeRecord, type Requirements } from "@meridian/protocol";
 import {
   DEFAULT_FALLBACKS,
   FleetIndex,
   LOAD_PENALTY_MS,
-  PolicyDocumentSchema,
   route,
+  slotContext,
   type ClientPoint,
-  type GpuClass,
-  type GpuHardware,
   type NodeFilter,
-  type NodeRecord,
-  type Requirements,
   type RouteDecision,
-} from "./lib/workspace";
+  type SlotPolicy,
+} from "@meridian/routing";
 
 // ---- deterministic randomness ---------------------------------------------------------
 
@@ -187,10 +184,17 @@ function clientContext(q: Query): ClientContext {
   };
 }
 
+/** The policy per (region, slot), as the gateway passes it to route(). */
+function slotPolicy(judge: NodeJudge): SlotPolicy {
+  return (region, slot) => {
+    const id = REGIONS[region]?.id;
+    return id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
+  };
+}
+
 function decideIndexed(index: FleetIndex, policy: CompiledPolicy, q: Query): RouteDecision {
   const judge = policy.forClient(clientContext(q));
-  const filter = policyFilter(judge);
-  return route(index, { client: q.location, requirements: q.requirements, filter });
+  return route(index, { client: q.location, requirements: q.requirements, allowed: slotPolicy(judge) });
 }
 
 // ---- brute-force baseline --------------------------------------------------------------
@@ -362,15 +366,14 @@ export async function runRoutingBench(options: { smoke: boolean }): Promise<Reco
     const bruteBatch = size.nodes >= 100_000 ? 1 : size.nodes >= 10_000 ? 2 : 10;
     const bruteTimes = timeDecisions(brute, queries, bruteBatch, smoke ? 100 : 1500, smoke ? 5 : 40);
 
-    // Work per decision (untimed): nodes examined, policy filter calls.
+    // Work per decision (untimed): nodes examined, policy verdicts asked.
     let filterCalls = 0;
     const examined: number[] = [];
     const calls: number[] = [];
     for (const q of queries.slice(0, smoke ? 500 : 4000)) {
-      const judge = policy.forClient(clientContext(q));
-      const inner = policyFilter(judge);
+      const inner = slotPolicy(policy.forClient(clientContext(q)));
       const before = filterCalls;
-      const d = route(index, { client: q.location, requirements: q.requirements, filter: (n) => (filterCalls++, inner(n)) });
+      const d = route(index, { client: q.location, requirements: q.requirements, allowed: (r, slot) => (filterCalls++, inner(r, slot)) });
       examined.push(d.examined);
       calls.push(filterCalls - before);
     }

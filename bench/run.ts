@@ -4,6 +4,7 @@
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
  * `--only routing,gateway,heartbeat` picks parts.
  */
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,6 +28,19 @@ const GOALS: Record<string, string> = {
   policy_propagation_ms_p99: "<= 1000",
 };
 
+/** The baselines come from Debian: install them for a full run when missing (root only). */
+function ensureBaselineTools(): void {
+  const missing = ["haproxy", "wrk"].filter((cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status !== 0);
+  if (missing.length === 0) return;
+  if (smoke || process.getuid?.() !== 0) {
+    console.log(`[bench] ${missing.join(", ")} missing: those baselines are skipped (apt-get install ${missing.join(" ")})`);
+    return;
+  }
+  console.log(`[bench] installing ${missing.join(", ")} from Debian...`);
+  spawnSync("sh", ["-c", `apt-get update -qq && apt-get install -y -qq ${missing.join(" ")}`], { stdio: "inherit" });
+}
+
+if (parts.has("gateway")) ensureBaselineTools();
 const info = machineInfo();
 console.log(`[bench] ${smoke ? "smoke" : "full"} run on ${JSON.stringify(info)}`);
 const results: Record<string, number> = {};

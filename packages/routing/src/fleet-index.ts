@@ -9,6 +9,22 @@ export function gpuClassCode(gpuClass: GpuClass | undefined): number {
 
 export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2 };
 
+/**
+ * What the policy can tell apart within a region: 0 for a hotspot, 1..n for GPU classes
+ * (n + 1 for a GPU of no known class). Nodes of one region and slot share every verdict.
+ */
+export const SLOT_COUNT = GPU_CLASSES.length + 2;
+export function slotOf(kind: NodeKind, gpuClass: GpuClass | undefined): number {
+  return kind === "hotspot" ? 0 : gpuClass === undefined ? SLOT_COUNT - 1 : gpuClassCode(gpuClass);
+}
+
+/** The node kind and class a slot stands for (the inverse of slotOf). */
+export function slotContext(slot: number): { kind: NodeKind; gpuClass?: GpuClass } {
+  if (slot === 0) return { kind: "hotspot" };
+  const gpuClass = GPU_CLASSES[slot - 1];
+  return gpuClass === undefined ? { kind: "gpu" } : { kind: "gpu", gpuClass };
+}
+
 /** Unit vectors of every catalog region, so distance is a dot product and one acos. */
 const REGION_COUNT = REGIONS.length;
 export const REGION_X = new Float64Array(REGION_COUNT);
@@ -36,6 +52,10 @@ export class FleetIndex {
   readonly healthy: Uint8Array;
   readonly free: Int32Array;
   readonly load: Float32Array;
+  /** Policy slot of each node (see slotOf). */
+  readonly slot: Uint8Array;
+  /** Bit s set when region r has a node in slot s: lets a fully refused region be skipped whole. */
+  readonly regionSlots: Uint32Array;
   /** Records whose region is not in the catalog; never routed to, reported by explain. */
   readonly unknownRegion: readonly number[];
 
@@ -48,6 +68,8 @@ export class FleetIndex {
     this.healthy = new Uint8Array(n);
     this.free = new Int32Array(n);
     this.load = new Float32Array(n);
+    this.slot = new Uint8Array(n);
+    this.regionSlots = new Uint32Array(REGION_COUNT);
     const buckets: number[][] = Array.from({ length: REGION_COUNT }, () => []);
     const unknown: number[] = [];
     records.forEach((r, i) => {
@@ -57,9 +79,14 @@ export class FleetIndex {
       this.healthy[i] = r.health === "healthy" ? 1 : 0;
       this.free[i] = r.free;
       this.load[i] = r.load;
+      const slot = slotOf(r.kind, r.gpu?.class);
+      this.slot[i] = slot;
       const region = regionIndex(r.region);
       if (region < 0) unknown.push(i);
-      else buckets[region]?.push(i);
+      else {
+        buckets[region]?.push(i);
+        this.regionSlots[region] = (this.regionSlots[region] ?? 0) | (1 << slot);
+      }
     });
     this.regionNodes = buckets.map((b) => Int32Array.from(b));
     this.unknownRegion = unknown;

@@ -1,4 +1,4 @@
-export { FleetIndex } from "./fleet-index";
+export { FleetIndex, SLOT_COUNT, slotContext, slotOf } from "./fleet-index";
 export {
   DEFAULT_FALLBACKS,
   LOAD_PENALTY_MS,
@@ -11,4 +11,5 @@ export {
   type NodeFilter,
   type RouteDecision,
   type RouteInput,
+  type SlotPolicy,
 } from "./route";

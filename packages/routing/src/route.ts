@@ -1,6 +1,6 @@
 import type { NodeRecord, Requirements } from "@meridian/protocol";
 import { EARTH_RADIUS_KM, REGIONS, estimateRttMs } from "@meridian/regions";
-import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, gpuClassCode } from "./fleet-index";
+import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, SLOT_COUNT, gpuClassCode } from "./fleet-index";
 
 /** Milliseconds of estimated RTT that a fully loaded node is worth: load breaks near-ties. */
 export const LOAD_PENALTY_MS = 25;
@@ -17,12 +17,21 @@ export interface ClientPoint {
  */
 export type NodeFilter = (node: NodeRecord) => string | null;
 
+/**
+ * The policy as routing needs it: may region `region` (catalog index) serve nodes of `slot`?
+ * Asked at most once per (region, slot) per decision, and only for slots present there.
+ */
+export type SlotPolicy = (region: number, slot: number) => boolean;
+
 export interface RouteInput {
   /** null when the client's location is unknown: every region then counts as equally near. */
   client: ClientPoint | null;
   requirements: Requirements;
   fallbacks?: number;
+  /** Per-node exclusion (kept for explanations and extra checks). */
   filter?: NodeFilter;
+  /** Per-(region, slot) verdicts: makes a mostly refused fleet cheap to walk. */
+  allowed?: SlotPolicy;
 }
 
 export interface Candidate {
@@ -56,35 +65,28 @@ export interface Exclusion {
 
 const REGION_COUNT = REGIONS.length;
 // Scratch space reused by every decision: routing runs on one thread per isolate.
-const regionKeys = new Float64Array(REGION_COUNT);
-const regionRtt = new Float64Array(REGION_COUNT);
+const regionDot = new Float64Array(REGION_COUNT);
+const visited = new Uint8Array(REGION_COUNT);
+/** Per decision: verdict per (region, slot); 0 unknown, 1 allowed, 2 refused. */
+const slotVerdict = new Uint8Array(REGION_COUNT * SLOT_COUNT);
 
-/**
- * Region order key: distance in 1/16 km above the index bits, so one native typed-array
- * sort orders regions by distance with the index riding along.
- */
-const INDEX_BITS = 2 ** Math.ceil(Math.log2(REGION_COUNT + 1));
-
-function clientRegionRtts(client: ClientPoint | null): void {
-  if (client === null) {
-    for (let r = 0; r < REGION_COUNT; r++) {
-      regionRtt[r] = 0;
-      regionKeys[r] = r;
-    }
-    return;
-  }
+function unitVector(client: ClientPoint): [number, number, number] {
   const lat = (client.lat * Math.PI) / 180;
   const lon = (client.lon * Math.PI) / 180;
-  const cx = Math.cos(lat) * Math.cos(lon);
-  const cy = Math.cos(lat) * Math.sin(lon);
-  const cz = Math.sin(lat);
+  return [Math.cos(lat) * Math.cos(lon), Math.cos(lat) * Math.sin(lon), Math.sin(lat)];
+}
+
+/** The unvisited region nearest the client (largest dot product), or -1. No sort per decision. */
+function nextNearest(): number {
+  let best = -1;
+  let bestDot = Number.NEGATIVE_INFINITY;
   for (let r = 0; r < REGION_COUNT; r++) {
-    const dot = cx * (REGION_X[r] ?? 0) + cy * (REGION_Y[r] ?? 0) + cz * (REGION_Z[r] ?? 0);
-    const km = Math.acos(Math.min(1, Math.max(-1, dot))) * EARTH_RADIUS_KM;
-    regionRtt[r] = estimateRttMs(km);
-    regionKeys[r] = Math.floor(km * 16) * INDEX_BITS + r;
+    if (visited[r] === 0 && (regionDot[r] ?? 0) > bestDot) {
+      bestDot = regionDot[r] ?? 0;
+      best = r;
+    }
   }
-  regionKeys.sort();
+  return best;
 }
 
 /** Why a node cannot serve a request with these requirements, or null if it can. */
@@ -108,24 +110,35 @@ function wanted(req: Requirements): { wantKind: number; wantClass: number } {
  * Picks the best `1 + fallbacks` nodes: lowest estimated RTT plus a load penalty, ties by id.
  * Regions are walked nearest first and the walk stops once a region's RTT alone cannot beat
  * the worst kept candidate, so a decision touches the nearby part of a large fleet only.
+ * With `allowed`, a region whose present node slots are all refused is skipped unread.
  */
 export function route(index: FleetIndex, input: RouteInput): RouteDecision {
   const want = 1 + (input.fallbacks ?? DEFAULT_FALLBACKS);
   const { wantKind, wantClass } = wanted(input.requirements);
   const kept: Candidate[] = [];
   let examined = 0;
-  clientRegionRtts(input.client);
-  for (let k = 0; k < REGION_COUNT; k++) {
-    const r = (regionKeys[k] ?? 0) % INDEX_BITS;
-    const rtt = regionRtt[r] ?? 0;
+  if (input.client === null) regionDot.fill(0);
+  else {
+    const [cx, cy, cz] = unitVector(input.client);
+    for (let r = 0; r < REGION_COUNT; r++) regionDot[r] = cx * (REGION_X[r] ?? 0) + cy * (REGION_Y[r] ?? 0) + cz * (REGION_Z[r] ?? 0);
+  }
+  visited.fill(0);
+  if (input.allowed !== undefined) slotVerdict.fill(0);
+  for (let step = 0; step < REGION_COUNT; step++) {
+    const r = nextNearest();
+    if (r < 0) break;
+    visited[r] = 1;
+    const rtt = input.client === null ? 0 : estimateRttMs(Math.acos(Math.min(1, Math.max(-1, regionDot[r] ?? 0))) * EARTH_RADIUS_KM);
     const worst = kept.length === want ? kept[want - 1] : undefined;
     if (worst !== undefined && rtt > worst.score) break;
     const members = index.regionNodes[r];
-    if (members === undefined) continue;
+    if (members === undefined || members.length === 0) continue;
+    if (input.allowed !== undefined && !regionHasAllowedSlot(index, r, input.allowed)) continue;
     for (let m = 0; m < members.length; m++) {
       const i = members[m] ?? 0;
       examined++;
       if (ineligibility(index, i, input.requirements, wantKind, wantClass) !== null) continue;
+      if (input.allowed !== undefined && slotVerdict[r * SLOT_COUNT + (index.slot[i] ?? 0)] !== 1) continue;
       const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS;
       const last = kept.length === want ? kept[want - 1] : undefined;
       const node = index.records[i];
@@ -136,6 +149,19 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
     }
   }
   return { candidates: kept, examined };
+}
+
+/** Settles the verdict of every slot present in region r; true when any of them is allowed. */
+function regionHasAllowedSlot(index: FleetIndex, r: number, allowed: SlotPolicy): boolean {
+  const present = index.regionSlots[r] ?? 0;
+  let any = false;
+  for (let slot = 0; slot < SLOT_COUNT; slot++) {
+    if ((present & (1 << slot)) === 0) continue;
+    const at = r * SLOT_COUNT + slot;
+    if (slotVerdict[at] === 0) slotVerdict[at] = allowed(r, slot) ? 1 : 2;
+    if (slotVerdict[at] === 1) any = true;
+  }
+  return any;
 }
 
 function insertRanked(kept: Candidate[], c: Candidate, cap: number): void {

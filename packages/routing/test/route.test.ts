@@ -1,7 +1,7 @@
 import { GPU_CLASSES, type NodeRecord, type Requirements } from "@meridian/protocol";
 import { REGIONS, estimateRttMs, getRegion, greatCircleKm } from "@meridian/regions";
 import { describe, expect, it } from "vitest";
-import { FleetIndex, LOAD_PENALTY_MS, explainExclusions, route } from "../src";
+import { FleetIndex, LOAD_PENALTY_MS, explainExclusions, route, slotOf } from "../src";
 import { gpuNode, hotspot, node, rng } from "./fixtures";
 
 const TOKYO = { lat: 35.6762, lon: 139.6503 };
@@ -99,6 +99,45 @@ describe("route", () => {
       expect(ids(decision.candidates)).toEqual(bruteForce(nodes, client, requirements, 4));
       if (size > 2000 && Object.keys(requirements).length === 0) expect(decision.examined).toBeLessThan(size);
     }
+  });
+});
+
+describe("route with a per-(region, slot) policy", () => {
+  it("gives the same answer as the equivalent per-node filter, refusing most of the fleet or little of it", () => {
+    const random = rng(7);
+    const regionIds = REGIONS.map((r) => r.id);
+    let examinedViaFilter = 0;
+    let examinedViaSlots = 0;
+    for (let round = 0; round < 40; round++) {
+      const nodes: NodeRecord[] = [];
+      for (let i = 0; i < 2000; i++) {
+        const region = regionIds[Math.floor(random() * regionIds.length)] ?? "nrt";
+        const gpuClass = GPU_CLASSES[Math.floor(random() * GPU_CLASSES.length)] ?? "h100";
+        nodes.push(random() < 0.3 ? hotspot(`n${i}`, region, { load: random() }) : gpuNode(`n${i}`, region, gpuClass, 80, { load: random() }));
+      }
+      const refusedShare = round % 2 === 0 ? 0.95 : 0.1;
+      const verdicts = new Map<string, boolean>();
+      const allowedFor = (region: number, slot: number) => {
+        const key = `${region}/${slot}`;
+        if (!verdicts.has(key)) verdicts.set(key, random() >= refusedShare);
+        return verdicts.get(key) === true;
+      };
+      const index = new FleetIndex(nodes);
+      const client = { lat: random() * 140 - 70, lon: random() * 360 - 180 };
+      // Settle every verdict first so both runs see the same ones.
+      REGIONS.forEach((_, r) => { for (let slot = 0; slot < 20; slot++) allowedFor(r, slot); });
+      const regionOf = new Map(REGIONS.map((r, i) => [r.id, i]));
+      const viaFilter = route(index, { client, requirements: {}, filter: (n) => (allowedFor(regionOf.get(n.region) ?? -1, slotOf(n.kind, n.gpu?.class)) ? null : "refused") });
+      const viaSlots = route(index, { client, requirements: {}, allowed: allowedFor });
+      expect(ids(viaSlots.candidates)).toEqual(ids(viaFilter.candidates));
+      expect(viaSlots.examined).toBeLessThanOrEqual(viaFilter.examined);
+      if (refusedShare > 0.5) {
+        examinedViaFilter += viaFilter.examined;
+        examinedViaSlots += viaSlots.examined;
+      }
+    }
+    // Refused regions are skipped unread.
+    expect(examinedViaSlots).toBeLessThan(examinedViaFilter / 2);
   });
 });
 

@@ -1,6 +1,7 @@
 import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
 import type { NodeRecord } from "@meridian/protocol";
-import { explainExclusions, route, type Candidate, type FleetIndex, type NodeFilter } from "@meridian/routing";
+import { REGIONS } from "@meridian/regions";
+import { explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { admin } from "./admin";
@@ -37,6 +38,14 @@ function describe(c: Candidate) {
 
 const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
 
+/** The policy per (region, slot): what routing asks on its hot path. */
+function slotPolicy(judge: NodeJudge): SlotPolicy {
+  return (region, slot) => {
+    const id = REGIONS[region]?.id;
+    return id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
+  };
+}
+
 function policyFilter(judge: NodeJudge): NodeFilter {
   return (node) => {
     const verdict = judge(nodeContext(node));
@@ -62,7 +71,7 @@ async function decide(c: Context<App>) {
   });
   const filter = policyFilter(judge);
   const startedAt = performance.now();
-  const decision = route(index, { client: client.location, requirements, filter });
+  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge) });
   metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
   return { client, requirements, residency, index, policy, judge, filter, decision };
 }
