@@ -81,7 +81,11 @@ async function startFleetProcess(gatewayUrl: string, adminToken: string, port: n
     { env: { ...process.env, ADMIN_TOKEN: adminToken }, stdio: ["ignore", "pipe", "ignore"], detached: true },
   );
   process.once("exit", () => {
-    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("simulator not ready in 60 s")), 60_000);

@@ -41,7 +41,11 @@ function startSim(gatewayUrl: string, nodes: number, prefix: string): Promise<Ch
     ? spawn("taskset", ["-c", "1", process.execPath, ...args], { env: { ...process.env, ADMIN_TOKEN: SECRETS.ADMIN_TOKEN }, stdio: ["ignore", "pipe", "ignore"], detached: true })
     : spawn(process.execPath, args, { env: { ...process.env, ADMIN_TOKEN: SECRETS.ADMIN_TOKEN }, stdio: ["ignore", "pipe", "ignore"], detached: true });
   process.once("exit", () => {
-    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`simulator with ${nodes} nodes not ready in 180 s`)), 180_000);

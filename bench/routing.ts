@@ -5,6 +5,7 @@
  *   node_modules/.bin/tsx bench/routing.ts            full run (~30 s)
  *   node_modules/.bin/tsx bench/routing.ts --smoke    quick run (all keys, smaller samples)
  */
+import { seededRandom } from "@meridian/node-agent";
 import { readFileSync } from "node:fs";
 import { compilePolicy, type ClientContext, type CompiledPolicy, type NodeJudge } from "@meridian/policy";
 import { REGIONS, estimateRttMs, getRegion, greatCircleKm, type Region } from "@meridian/regions";
@@ -22,18 +23,7 @@ import {
   type SlotPolicy,
 } from "@meridian/routing";
 
-// ---- deterministic randomness ---------------------------------------------------------
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// ---- deterministic randomness (seededRandom is the simulator's mulberry32) --------------
 
 function weightedPicker<T>(entries: ReadonlyArray<readonly [T, number]>): (random: () => number) => T {
   const total = entries.reduce((s, [, w]) => s + w, 0);

@@ -53,3 +53,4 @@ export {
   type NodeIdentity,
   type WorkloadOptions,
 } from "./workload";
+export { hashString, randomInt, seededRandom } from "./random";
