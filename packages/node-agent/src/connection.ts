@@ -45,7 +45,12 @@ const CLOSE_TIMEOUT_MS = 3_000;
 const MAX_REFUSAL_BODY_CHARS = 2_000;
 
 /** Close codes after which reconnecting cannot help: wrong identity, unsupported protocol. */
-const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.identityMismatch, CloseCode.unsupportedProtocol]);
+/**
+ * Closes that retrying cannot fix. 4409 counts: the agent holds one socket at a time, so a
+ * 4409 on it means another process took over this node's identity (a flap's 4409 lands on
+ * the server side of the already dead socket); two agents must not replace each other forever.
+ */
+const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.identityMismatch, CloseCode.unsupportedProtocol, CloseCode.replaced]);
 /** Upgrade answers that mean the credential itself is bad. */
 const FATAL_UPGRADE_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 

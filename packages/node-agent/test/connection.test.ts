@@ -153,6 +153,18 @@ describe("NodeConnection", () => {
     expect(events).toEqual(["connected", "disconnected 4403", "fatal"]);
   });
 
+  it("stops when another connection of the same node replaces it (4409), so two agents cannot fight forever", async () => {
+    const { gateway, connection, events } = await setup();
+    const fatal = new Promise<Error>((resolve) => connection.once("fatal", resolve));
+    connection.start();
+    await waitUntil(() => connection.state === "ready", "welcome");
+    firstSocket(gateway).ws.close(CloseCode.replaced, "replaced by a newer connection of the same node");
+    expect((await fatal).message).toMatch(/4409/);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(gateway.upgradeAttempts).toBe(1);
+    expect(events).toEqual(["connected", "disconnected 4409", "fatal"]);
+  });
+
   it("does not retry when the upgrade is refused with 401, and reports the body", async () => {
     const { gateway, connection } = await setup({ credential: "not-a-credential" });
     const fatal = new Promise<Error>((resolve) => connection.once("fatal", resolve));
