@@ -1,0 +1,74 @@
+/**
+ * CPU profile of the gateway worker under load: bare workerd with its inspector, a
+ * simulated fleet, wrk on /v1/whoami for 5 s; prints the top self-time functions and
+ * writes /tmp/gateway.cpuprofile (open it in Chrome DevTools).
+ *   npx tsx bench/profile-gateway.ts
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
+import { bundleGateway, startWorkerd, workerdBinary } from "./lib/workerd";
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount: number;
+}
+
+const secrets = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+const dir = mkdtempSync(join(tmpdir(), "meridian-profile-"));
+bundleGateway(dir);
+const port = await freePort();
+const inspectorPort = await freePort();
+// startWorkerd writes the config; restart the same config with the inspector on.
+(await startWorkerd({ dir, port, module: "index.js", text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: ["RegionHub", "Directory", "PolicyStore"] })).stop();
+await new Promise((r) => setTimeout(r, 300));
+const workerd = spawn(workerdBinary(), ["serve", "--experimental", `--inspector-addr=127.0.0.1:${inspectorPort}`, join(dir, "config.capnp")], { stdio: "ignore", detached: true });
+await new Promise((r) => setTimeout(r, 1500));
+const sim = spawn(process.execPath, [join(REPO_ROOT, "packages/node-agent/bin/meridian-sim.mjs"), "--gateway", `http://127.0.0.1:${port}`, "--nodes", "140", "--port", String(await freePort()), "--token-ms", "1"], {
+  env: { ...process.env, ADMIN_TOKEN: secrets.ADMIN_TOKEN },
+  stdio: ["ignore", "pipe", "ignore"],
+});
+await new Promise((resolve) => sim.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("READY") && resolve(null)));
+await new Promise((r) => setTimeout(r, 1000));
+
+const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as { webSocketDebuggerUrl: string }[];
+const target = targets[0];
+if (target === undefined) throw new Error("workerd exposes no inspector target");
+const inspector = new WebSocket(target.webSocketDebuggerUrl);
+await new Promise((r) => inspector.on("open", r));
+let nextId = 0;
+const pending = new Map<number, (result: unknown) => void>();
+inspector.on("message", (data) => {
+  const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+  if (message.id !== undefined) pending.get(message.id)?.(message.result);
+});
+const send = (method: string, params = {}) =>
+  new Promise<unknown>((resolve) => {
+    const id = ++nextId;
+    pending.set(id, resolve);
+    inspector.send(JSON.stringify({ id, method, params }));
+  });
+
+await send("Profiler.enable");
+await send("Profiler.setSamplingInterval", { interval: 100 });
+await send("Profiler.start");
+const headers = ["-H", "x-client-lat: 35.6", "-H", "x-client-lon: 139.6", "-H", "x-client-country: JP"];
+const wrk = execFileSync("wrk", ["-t1", "-c32", "-d5s", ...headers, `http://127.0.0.1:${port}/v1/whoami`], { encoding: "utf8" });
+console.log(/Requests\/sec:\s+\S+/.exec(wrk)?.[0]);
+const { profile } = (await send("Profiler.stop")) as { profile: { nodes: ProfileNode[] } };
+writeFileSync("/tmp/gateway.cpuprofile", JSON.stringify(profile));
+
+const selfTime = new Map<string, number>();
+let total = 0;
+for (const node of profile.nodes) {
+  const key = `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.split("/").pop() ?? ""}:${node.callFrame.lineNumber}`;
+  selfTime.set(key, (selfTime.get(key) ?? 0) + node.hitCount);
+  total += node.hitCount;
+}
+for (const [key, hits] of [...selfTime.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)} % ${key}`);
+sim.kill("SIGKILL");
+if (workerd.pid !== undefined) process.kill(-workerd.pid, "SIGKILL");
+process.exit(0);
