@@ -2,6 +2,19 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeError } from "../log";
 
+/** Flags both CLIs take, in node:util parseArgs form. */
+export const COMMON_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  gateway: { type: "string" },
+  "admin-token": { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  "public-url": { type: "string" },
+  "heartbeat-ms": { type: "string" },
+  "token-ms": { type: "string" },
+  "drain-timeout-ms": { type: "string" },
+} as const;
+
 /** A problem with the command line: reported with a hint to --help, exit code 2. */
 export class UsageError extends Error {
   override name = "UsageError";

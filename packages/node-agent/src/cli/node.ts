@@ -17,7 +17,7 @@ import { enrollNode } from "../enroll";
 import { GPU_VRAM_GB } from "../fleet";
 import { createLogger, describeError } from "../log";
 import { DEFAULT_TOKEN_MS, NodeWorkload, closeServer, createWorkloadServer, listen, reachableUrl } from "../workload";
-import { UsageError, formatUsage, httpUrlFlag, intFlag, onShutdownSignal, parseOrUsage, runMain } from "./common";
+import { COMMON_OPTIONS, UsageError, formatUsage, httpUrlFlag, intFlag, onShutdownSignal, parseOrUsage, runMain } from "./common";
 
 const COMMAND = "meridian-node";
 const DEFAULT_GATEWAY = "http://127.0.0.1:8787";
@@ -68,10 +68,8 @@ async function main(): Promise<void> {
   const { values } = parseOrUsage(() =>
     parseArgs({
       options: {
-        help: { type: "boolean", short: "h" },
-        gateway: { type: "string" },
+        ...COMMON_OPTIONS,
         credential: { type: "string" },
-        "admin-token": { type: "string" },
         id: { type: "string" },
         kind: { type: "string" },
         region: { type: "string" },
@@ -79,12 +77,6 @@ async function main(): Promise<void> {
         vram: { type: "string" },
         gpus: { type: "string" },
         capacity: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        "public-url": { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "token-ms": { type: "string" },
-        "drain-timeout-ms": { type: "string" },
       },
       strict: true,
       allowPositionals: false,

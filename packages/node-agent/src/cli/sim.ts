@@ -5,6 +5,7 @@ import { createLogger, describeError } from "../log";
 import { DEFAULT_CONNECT_CONCURRENCY, startSimulator, type SimulatorHandle } from "../simulator";
 import { DEFAULT_TOKEN_MS } from "../workload";
 import {
+  COMMON_OPTIONS,
   UsageError,
   formatUsage,
   httpUrlFlag,
@@ -59,19 +60,11 @@ async function main(): Promise<void> {
   const { values } = parseOrUsage(() =>
     parseArgs({
       options: {
-        help: { type: "boolean", short: "h" },
-        gateway: { type: "string" },
-        "admin-token": { type: "string" },
+        ...COMMON_OPTIONS,
         nodes: { type: "string" },
         seed: { type: "string" },
         prefix: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        "public-url": { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "token-ms": { type: "string" },
         "connect-concurrency": { type: "string" },
-        "drain-timeout-ms": { type: "string" },
         verbose: { type: "boolean" },
       },
       strict: true,
