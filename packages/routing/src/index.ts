@@ -13,3 +13,4 @@ export {
   type RouteInput,
   type SlotPolicy,
 } from "./route";
+export { DEFAULT_OUTLIER_CONFIG, OutlierDetector, type Ejection, type OutlierConfig } from "./outliers";

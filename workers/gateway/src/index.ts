@@ -1,7 +1,7 @@
 import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
 import type { NodeRecord } from "@meridian/protocol";
-import { REGIONS } from "@meridian/regions";
-import { explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
+import { REGIONS, regionIndex } from "@meridian/regions";
+import { OutlierDetector, explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { admin } from "./admin";
@@ -24,6 +24,9 @@ type App = { Bindings: Env };
 /** Per-isolate fleet snapshot and compiled policy, shared by every request this isolate serves. */
 const fleet = new FleetCache();
 const metrics = new Metrics();
+/** Passive outlier detection from this isolate's own proxy attempts. */
+const outliers = new OutlierDetector();
+const notEjected: NodeFilter = (node) => (outliers.isEjected(node.id) ? "ejected" : null);
 /** Seconds a client should wait when no node can take the request. */
 const RETRY_AFTER_S = "2";
 /** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
@@ -69,9 +72,10 @@ async function decide(c: Context<App>) {
     ...(client.location?.subdivision ? { subdivision: client.location.subdivision } : {}),
     ...(residency ? { residency } : {}),
   });
-  const filter = policyFilter(judge);
+  const byPolicy = policyFilter(judge);
+  const filter: NodeFilter = (node) => notEjected(node) ?? byPolicy(node);
   const startedAt = performance.now();
-  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge) });
+  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge), ...(outliers.active ? { filter: notEjected } : {}) });
   metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
   return { client, requirements, residency, index, policy, judge, filter, decision };
 }
@@ -108,7 +112,7 @@ app.use("/route", countOutcome("/route"));
 
 app.get("/metrics", requireRole("viewer"), async (c) => {
   const fleetFigures = await c.env.DIRECTORY.get(c.env.DIRECTORY.idFromName("global")).metrics();
-  const body = metrics.render({ ...fleetFigures, snapshotVersion: fleet.snapshotVersion, policyVersion: fleet.policyVersion });
+  const body = metrics.render({ ...fleetFigures, snapshotVersion: fleet.snapshotVersion, policyVersion: fleet.policyVersion, ejected: outliers.ejected().length });
   return c.text(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
 });
 
@@ -144,7 +148,12 @@ app.all("/v1/*", async (c) => {
   const decided = await decide(c);
   if (decided.decision.candidates.length === 0) throw refusal(decided.index, decided.policy, decided.judge, decided);
   const url = new URL(c.req.url);
-  const outcome = await proxyToCandidates(c.req.raw, url.pathname + url.search, decided.decision.candidates);
+  const outcome = await proxyToCandidates(c.req.raw, url.pathname + url.search, decided.decision.candidates, (node, failure) => {
+    if (failure === null) return outliers.recordSuccess(node.id);
+    const regionSize = decided.index.regionNodes[regionIndex(node.region)]?.length ?? 1;
+    const ejection = outliers.recordFailure(node.id, node.region, regionSize, failure);
+    if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
+  });
   const response = new Response(outcome.response.body, outcome.response);
   response.headers.set("x-meridian-node", outcome.node.id);
   response.headers.set("x-meridian-region", outcome.node.region);

@@ -52,7 +52,7 @@ export class Metrics {
     this.decisionSeconds.observe(seconds);
   }
 
-  render(fleet: { nodes: readonly NodeRecord[]; heartbeats: Record<string, number>; snapshotVersion: number; policyVersion: number | null }): string {
+  render(fleet: { nodes: readonly NodeRecord[]; heartbeats: Record<string, number>; snapshotVersion: number; policyVersion: number | null; ejected: number }): string {
     const lines: string[] = ["# HELP meridian_requests_total Client requests by route, outcome and status.", "# TYPE meridian_requests_total counter"];
     for (const [key, count] of [...this.requests.entries()].sort()) {
       const [route = "", outcome = "", status = ""] = key.split("\u0000");
@@ -72,6 +72,7 @@ export class Metrics {
     }
     lines.push("# HELP meridian_heartbeats_received_total JSON heartbeats received by region hubs (pings are answered without waking them).", "# TYPE meridian_heartbeats_received_total counter");
     for (const [region, count] of Object.entries(fleet.heartbeats).sort()) lines.push(`meridian_heartbeats_received_total{region="${region}"} ${count}`);
+    lines.push("# HELP meridian_ejected_nodes Nodes this isolate has ejected after consecutive failures.", "# TYPE meridian_ejected_nodes gauge", `meridian_ejected_nodes ${fleet.ejected}`);
     lines.push("# HELP meridian_policy_version Policy version in force in this isolate (-1: none loaded).", "# TYPE meridian_policy_version gauge", `meridian_policy_version ${fleet.policyVersion ?? -1}`);
     lines.push("# HELP meridian_snapshot_version Fleet snapshot version held by this isolate.", "# TYPE meridian_snapshot_version gauge", `meridian_snapshot_version ${fleet.snapshotVersion}`);
     return `${lines.join("\n")}\n`;

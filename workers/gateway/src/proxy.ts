@@ -35,7 +35,10 @@ export interface ProxyOutcome {
  * could be replayed) or a 5xx of an idempotent request it tries the next candidate once.
  * Response bodies are passed through as streams: SSE token streams arrive as they are made.
  */
-export async function proxyToCandidates(request: Request, path: string, candidates: readonly Candidate[]): Promise<ProxyOutcome> {
+/** Told about every attempt: null when the node answered below 500, else what went wrong. */
+export type AttemptObserver = (node: Candidate["node"], failure: string | null) => void;
+
+export async function proxyToCandidates(request: Request, path: string, candidates: readonly Candidate[], observe: AttemptObserver = () => {}): Promise<ProxyOutcome> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (Number.isFinite(declared) && declared > MAX_REQUEST_BODY_BYTES) {
     throw new HttpError(413, "body_too_large", `request bodies are limited to ${MAX_REQUEST_BODY_BYTES} bytes`);
@@ -55,6 +58,7 @@ export async function proxyToCandidates(request: Request, path: string, candidat
     const target = `${candidate.node.endpoint}${path}`;
     try {
       const response = await fetch(target, { method: request.method, headers, body, redirect: "manual" });
+      observe(candidate.node, response.status >= 500 ? `answered ${response.status}` : null);
       const retryable = response.status >= 500 && IDEMPOTENT.has(request.method) && attempt + 1 < attempts;
       if (retryable) {
         lastError = `${candidate.node.id} answered ${response.status}`;
@@ -64,6 +68,7 @@ export async function proxyToCandidates(request: Request, path: string, candidat
       return { response, node: candidate.node, attempt };
     } catch (err) {
       lastError = `${candidate.node.id}: ${String(err)}`;
+      observe(candidate.node, `connect failed: ${String(err)}`);
       console.warn(JSON.stringify({ at: "proxy.connect", node: candidate.node.id, target, error: String(err) }));
     }
   }

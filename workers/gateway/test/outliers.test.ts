@@ -1,0 +1,38 @@
+import { SELF, env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { BASE, eventually, joinNode } from "./helpers";
+
+const SAO_PAULO = { "x-client-lat": "-23.55", "x-client-lon": "-46.63", "x-client-country": "BR", "x-meridian-kind": "hotspot" };
+
+describe("passive outlier ejection", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("ejects a node after 3 consecutive connect failures; requests fail over meanwhile, then go elsewhere first", async () => {
+    await joinNode("gru-flaky", "gru", { kind: "hotspot" });
+    await joinNode("gru-steady", "gru", { kind: "hotspot" });
+    await joinNode("eze-steady", "eze", { kind: "hotspot" });
+    // gru-flaky sorts first among equals, so it is the primary until ejected.
+    await eventually(async () => {
+      const body = (await (await SELF.fetch(`${BASE}/route`, { headers: SAO_PAULO })).json()) as { node: { id: string } | null; fleetSize: number };
+      expect(body.node?.id).toBe("gru-flaky");
+      const fleet = (await (await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).json()) as { nodes: { id: string }[] };
+      expect(fleet.nodes.map((n) => n.id)).toEqual(expect.arrayContaining(["gru-steady", "eze-steady"]));
+    });
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.includes("gru-flaky")) throw new Error("connect ECONNREFUSED");
+      return new Response("ok");
+    });
+    const routes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await SELF.fetch(`${BASE}/v1/whoami`, { headers: SAO_PAULO });
+      expect(res.status).toBe(200);
+      routes.push(`${res.headers.get("x-meridian-node")}/${res.headers.get("x-meridian-route")}`);
+    }
+    expect(routes).toEqual(["gru-steady/failover", "gru-steady/failover", "gru-steady/failover", "gru-steady/primary"]);
+    const explained = (await (await SELF.fetch(`${BASE}/route`, { headers: SAO_PAULO })).json()) as { excluded: { id: string; reason: string }[] };
+    expect(explained.excluded).toContainEqual(expect.objectContaining({ id: "gru-flaky", reason: "ejected" }));
+    const metrics = await (await SELF.fetch(`${BASE}/metrics`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).text();
+    expect(metrics).toContain("meridian_ejected_nodes 1");
+  });
+});
