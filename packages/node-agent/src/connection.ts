@@ -107,6 +107,26 @@ export interface NodeConnectionOptions {
   drainTimeoutMs?: number;
   /** Injected for deterministic tests. */
   random?: () => number;
+  /**
+   * Chaos: each ping/heartbeat goes out at its nominal time plus a uniform offset in
+   * [-jitterMs, +jitterMs] (default 0).
+   */
+  jitterMs?: number;
+  /** Chaos: probability (0..1) that a ping/heartbeat frame is silently skipped (default 0). */
+  lossRate?: number;
+}
+
+/** Throws when chaos options are out of range; returns them with defaults applied. */
+export function validateChaosOptions(options: { jitterMs?: number; lossRate?: number }): { jitterMs: number; lossRate: number } {
+  const jitterMs = options.jitterMs ?? 0;
+  const lossRate = options.lossRate ?? 0;
+  if (!Number.isFinite(jitterMs) || jitterMs < 0 || jitterMs > HEARTBEAT_MS_MAX) {
+    throw new Error(`jitterMs must be a number in 0..${HEARTBEAT_MS_MAX}, got ${jitterMs}`);
+  }
+  if (!Number.isFinite(lossRate) || lossRate < 0 || lossRate > 1) {
+    throw new Error(`lossRate must be a probability in 0..1, got ${lossRate}`);
+  }
+  return { jitterMs, lossRate };
 }
 
 export interface NodeConnectionEvents {
@@ -136,6 +156,8 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   private readonly hello: Hello;
   private readonly logger: Logger;
   private readonly random: () => number;
+  private readonly jitterMs: number;
+  private readonly lossRate: number;
 
   private connectionState: ConnectionState = "idle";
   private socket: WebSocket | undefined;
@@ -153,6 +175,8 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   private welcomedRegion: string | undefined;
 
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Nominal time of the next heartbeat tick; jitter is applied around it, without drift. */
+  private nextTickAt = 0;
   private welcomeTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
 
@@ -161,6 +185,11 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   private draining = false;
   private drainPromise: Promise<void> | undefined;
   private readonly closeWaiters: Array<() => void> = [];
+  /** Chaos: killed (kill -9) or frozen (SIGSTOP). */
+  private killed = false;
+  private frozen = false;
+  /** Work that arrived while frozen, run on thaw in order. */
+  private readonly frozenBacklog: Array<() => void> = [];
 
   constructor(options: NodeConnectionOptions) {
     super();
@@ -168,6 +197,9 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     this.nodeId = options.node;
     this.logger = options.logger ?? silentLogger;
     this.random = options.random ?? Math.random;
+    const chaos = validateChaosOptions(options);
+    this.jitterMs = chaos.jitterMs;
+    this.lossRate = chaos.lossRate;
     this.socketUrl = nodeSocketUrl(options.gatewayUrl);
     // Validate up front so a bad endpoint or capacity fails at startup, not as a gateway close.
     const hello = HelloSchema.safeParse({
@@ -202,6 +234,59 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     return this.draining;
   }
 
+  get isKilled(): boolean {
+    return this.killed;
+  }
+
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+
+  /**
+   * Chaos, like kill -9: the socket is cut without a close frame and nothing reconnects.
+   * The gateway sees an abrupt close (1006).
+   */
+  kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.frozen = false;
+    this.frozenBacklog.length = 0;
+    this.stopping = true;
+    this.clearAllTimers();
+    const socket = this.socket;
+    if (socket === undefined) {
+      this.connectionState = "closed";
+      return;
+    }
+    socket.terminate(); // the close event finishes the bookkeeping (stopping: no reconnect)
+  }
+
+  /**
+   * Chaos, like SIGSTOP: no frame goes out (no pings, heartbeats or reconnects) and gateway
+   * frames are held, while the socket stays open. thaw() resumes.
+   */
+  freeze(): void {
+    if (this.killed || this.frozen) return;
+    this.frozen = true;
+    clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  /** Chaos, like SIGCONT: held frames are handled, heartbeats resume at once. */
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    // A stopped process cannot time a pong; whatever it waited for is judged afresh.
+    this.pingOutstandingSince = undefined;
+    for (const work of this.frozenBacklog.splice(0)) work();
+    const socket = this.socket;
+    if (this.connectionState === "ready" && socket !== undefined && this.heartbeatTimer === undefined) {
+      // Like a resumed process whose timer is overdue: one tick now, then the usual rhythm.
+      this.nextTickAt = Date.now();
+      this.scheduleTick(socket);
+    }
+  }
+
   start(): void {
     if (this.connectionState !== "idle") return;
     this.connect();
@@ -224,6 +309,11 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   // ---- lifecycle ------------------------------------------------------------------------
 
   private connect(): void {
+    if (this.killed) return;
+    if (this.frozen) {
+      this.frozenBacklog.push(() => this.connect());
+      return;
+    }
     this.connectionState = "connecting";
     this.upgradeRefusal = undefined;
     this.lastGatewayError = undefined;
@@ -238,7 +328,12 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     this.socket = socket;
     socket.on("unexpected-response", (_req, res) => this.onUpgradeRefused(socket, res));
     socket.on("open", () => this.guard("open", () => this.onOpen(socket)));
-    socket.on("message", (data, isBinary) => this.guard("message", () => this.onMessage(socket, data, isBinary)));
+    socket.on("message", (data, isBinary) =>
+      this.guard("message", () => {
+        if (this.frozen) this.frozenBacklog.push(() => this.guard("message", () => this.onMessage(socket, data, isBinary)));
+        else this.onMessage(socket, data, isBinary);
+      }),
+    );
     socket.on("close", (code, reason) => this.guard("close", () => this.onClose(socket, code, reason.toString())));
     socket.on("error", (error) => {
       // A close event always follows and reports it, in one line with the retry.
@@ -330,8 +425,29 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
 
     this.lastHeartbeat = undefined;
     this.pingOutstandingSince = undefined;
-    this.sendHeartbeat(socket, this.options.load.snapshot());
-    this.heartbeatTimer = setInterval(() => this.guard("heartbeat", () => this.onHeartbeatTick(socket)), this.heartbeatMs);
+    if (!this.chaosDrops()) this.sendHeartbeat(socket, this.options.load.snapshot());
+    this.nextTickAt = Date.now() + this.heartbeatMs;
+    this.scheduleTick(socket);
+  }
+
+  /** Arms the next heartbeat tick at its nominal time, moved by the jitter if any. */
+  private scheduleTick(socket: WebSocket): void {
+    clearTimeout(this.heartbeatTimer);
+    const offset = this.jitterMs > 0 ? (this.random() * 2 - 1) * this.jitterMs : 0;
+    const delay = Math.max(0, this.nextTickAt + offset - Date.now());
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      this.nextTickAt += this.heartbeatMs;
+      // Far behind (event loop stalled): realign instead of firing a burst.
+      if (this.nextTickAt < Date.now()) this.nextTickAt = Date.now() + this.heartbeatMs;
+      this.guard("heartbeat", () => this.onHeartbeatTick(socket));
+      if (socket === this.socket && !this.frozen && !this.stopping && this.connectionState === "ready") this.scheduleTick(socket);
+    }, delay);
+  }
+
+  /** Chaos: whether this ping/heartbeat is lost. */
+  private chaosDrops(): boolean {
+    return this.lossRate > 0 && this.random() < this.lossRate;
   }
 
   private onHeartbeatTick(socket: WebSocket): void {
@@ -343,8 +459,11 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       socket.terminate();
       return;
     }
+    if (this.frozen) return;
     this.intervalsSinceHeartbeat++;
     const current = this.options.load.snapshot();
+    // A lost heartbeat leaves lastHeartbeat alone, so the change is sent again next time.
+    if (this.chaosDrops()) return;
     if (shouldSendHeartbeat(this.lastHeartbeat, current, this.intervalsSinceHeartbeat)) {
       this.sendHeartbeat(socket, current);
     } else {
@@ -470,7 +589,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   }
 
   private clearConnectionTimers(): void {
-    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.heartbeatTimer);
     clearTimeout(this.welcomeTimer);
     this.heartbeatTimer = undefined;
     this.welcomeTimer = undefined;

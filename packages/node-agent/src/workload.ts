@@ -62,6 +62,9 @@ export class NodeWorkload implements LoadSource {
   private readonly modelCreated = Math.floor(Date.now() / 1000);
   private inFlightCount = 0;
   private readonly idleWaiters = new Set<() => void>();
+  /** Chaos: "killed" destroys every request's socket, "frozen" holds requests until thaw. */
+  private chaosMode: "up" | "killed" | "frozen" = "up";
+  private readonly heldRequests: Array<{ req: IncomingMessage; serve: () => void }> = [];
 
   constructor(identity: NodeIdentity, options: WorkloadOptions = {}) {
     if (!Number.isInteger(identity.capacity) || identity.capacity < 1) {
@@ -83,6 +86,28 @@ export class NodeWorkload implements LoadSource {
       routes.set("/v1/data", { method: "GET", handler: (_req, res, query) => this.data(res, query) });
     }
     this.routes = routes;
+  }
+
+  get chaos(): "up" | "killed" | "frozen" {
+    return this.chaosMode;
+  }
+
+  /** Chaos, like kill -9: every request (held ones too) gets its connection destroyed. */
+  kill(): void {
+    this.chaosMode = "killed";
+    for (const held of this.heldRequests.splice(0)) held.req.socket.destroy();
+  }
+
+  /** Chaos, like SIGSTOP: requests hang without an answer until thaw(). */
+  freeze(): void {
+    if (this.chaosMode === "up") this.chaosMode = "frozen";
+  }
+
+  /** Chaos, like SIGCONT: held requests whose client still waits are served now. */
+  thaw(): void {
+    if (this.chaosMode !== "frozen") return;
+    this.chaosMode = "up";
+    for (const held of this.heldRequests.splice(0)) held.serve();
   }
 
   get inFlight(): number {
@@ -125,6 +150,19 @@ export class NodeWorkload implements LoadSource {
    * Draining does not change anything here: requests already routed to the node are served.
    */
   handle(req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): void {
+    if (this.chaosMode === "killed") {
+      req.socket.destroy(); // like a dead process: the client sees a connection error
+      return;
+    }
+    if (this.chaosMode === "frozen") {
+      this.heldRequests.push({
+        req,
+        serve: () => {
+          if (!res.destroyed && !req.socket.destroyed) this.handle(req, res, pathname, query);
+        },
+      });
+      return;
+    }
     this.trackInFlight(res);
     res.setHeader("x-served-by", this.identity.id);
 

@@ -56,5 +56,6 @@ export const ClientLocationSchema = z.strictObject({
 });
 export type ClientLocation = z.infer<typeof ClientLocationSchema>;
 
-export const NodeHealthSchema = z.enum(["healthy", "draining", "down"]);
+/** suspect: silent for a while, still routable as a last choice; down: not routed. */
+export const NodeHealthSchema = z.enum(["healthy", "suspect", "draining", "down"]);
 export type NodeHealth = z.infer<typeof NodeHealthSchema>;

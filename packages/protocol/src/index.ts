@@ -4,3 +4,4 @@ export * from "./api";
 export * from "./fleet";
 export * from "./identity";
 export * from "./policy";
+export * from "./liveness";

@@ -7,6 +7,9 @@ export function gpuClassCode(gpuClass: GpuClass | undefined): number {
   return gpuClass === undefined ? 0 : (GPU_CLASS_INDEX.get(gpuClass) ?? 0);
 }
 
+/** What suspicion costs in ranking: more than a region hop nearby, so others go first. */
+export const SUSPECT_PENALTY_MS = 50;
+
 export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2 };
 
 /**
@@ -49,7 +52,10 @@ export class FleetIndex {
   readonly kind: Uint8Array;
   readonly gpuClass: Uint8Array;
   readonly vramGb: Uint16Array;
+  /** 1 when routable: healthy, or suspect (as a last choice). */
   readonly healthy: Uint8Array;
+  /** Score penalty in ms (suspect nodes), so traffic leaves them before they go down. */
+  readonly penaltyMs: Float32Array;
   readonly free: Int32Array;
   readonly load: Float32Array;
   /** Policy slot of each node (see slotOf). */
@@ -66,6 +72,7 @@ export class FleetIndex {
     this.gpuClass = new Uint8Array(n);
     this.vramGb = new Uint16Array(n);
     this.healthy = new Uint8Array(n);
+    this.penaltyMs = new Float32Array(n);
     this.free = new Int32Array(n);
     this.load = new Float32Array(n);
     this.slot = new Uint8Array(n);
@@ -76,7 +83,8 @@ export class FleetIndex {
       this.kind[i] = KIND_CODE[r.kind];
       this.gpuClass[i] = gpuClassCode(r.gpu?.class);
       this.vramGb[i] = r.gpu?.vramGb ?? 0;
-      this.healthy[i] = r.health === "healthy" ? 1 : 0;
+      this.healthy[i] = r.health === "healthy" || r.health === "suspect" ? 1 : 0;
+      this.penaltyMs[i] = r.health === "suspect" ? SUSPECT_PENALTY_MS : 0;
       this.free[i] = r.free;
       this.load[i] = r.load;
       const slot = slotOf(r.kind, r.gpu?.class);

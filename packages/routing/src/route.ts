@@ -139,7 +139,7 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
       examined++;
       if (ineligibility(index, i, input.requirements, wantKind, wantClass) !== null) continue;
       if (input.allowed !== undefined && slotVerdict[r * SLOT_COUNT + (index.slot[i] ?? 0)] !== 1) continue;
-      const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS;
+      const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS + (index.penaltyMs[i] ?? 0);
       const last = kept.length === want ? kept[want - 1] : undefined;
       const node = index.records[i];
       if (node === undefined) continue;

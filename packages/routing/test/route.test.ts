@@ -54,6 +54,11 @@ describe("route", () => {
     expect(ids(route(index, { client: TOKYO, requirements: {} }).candidates)).toEqual(["icn-ok"]);
   });
 
+  it("keeps suspect nodes as a last choice", () => {
+    const index = new FleetIndex([node("nrt-suspect", "nrt", { health: "suspect" }), node("icn-ok", "icn")]);
+    expect(ids(route(index, { client: TOKYO, requirements: {} }).candidates)).toEqual(["icn-ok", "nrt-suspect"]);
+  });
+
   it("lets load break near-ties within a region and ids break exact ties", () => {
     const index = new FleetIndex([node("nrt-b", "nrt", { load: 0.5 }), node("nrt-c", "nrt"), node("nrt-a", "nrt")]);
     expect(ids(route(index, { client: TOKYO, requirements: {} }).candidates)).toEqual(["nrt-a", "nrt-c", "nrt-b"]);

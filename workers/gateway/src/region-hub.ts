@@ -4,7 +4,7 @@ import {
   CredentialClaimsSchema,
   HELLO_TIMEOUT_MS,
   MAX_NODE_FRAME_BYTES,
-  MISSED_HEARTBEATS_DOWN,
+  MISSED_HEARTBEATS_SUSPECT,
   NodeMessageSchema,
   PING_FRAME,
   PONG_FRAME,
@@ -14,6 +14,7 @@ import {
   type Heartbeat,
   type Hello,
   identityMismatch,
+  stepLiveness,
   type NodeHealth,
   type NodeRecord,
   type NodeUpdate,
@@ -41,6 +42,9 @@ interface Attachment {
   heartbeatMs: number;
   /** Load as last sent to the Directory: steps are measured from here, so slow drift still arrives. */
   pushedLoad: number;
+  /** Liveness bookkeeping across sweeps (see stepLiveness). */
+  goodChecks: number;
+  recentDowns: number[];
 }
 
 type Health = { health: NodeHealth; reason: string };
@@ -82,7 +86,7 @@ export class RegionHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
     this.ctx.acceptWebSocket(server, [claims.data.id]);
-    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0 };
+    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0, goodChecks: 0, recentDowns: [] };
     server.serializeAttachment(attachment);
     await this.sweepBy(now + HELLO_TIMEOUT_MS);
     return new Response(null, { status: 101, webSocket: client });
@@ -172,22 +176,22 @@ export class RegionHub extends DurableObject<Env> {
       return Number.POSITIVE_INFINITY;
     }
     const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-    const lastSeen = Math.max(state.lastFrameAt, pingAt);
-    const silentMs = now - lastSeen;
-    const downAfter = state.heartbeatMs * MISSED_HEARTBEATS_DOWN;
+    const silentMs = now - Math.max(state.lastFrameAt, pingAt);
     const record = state.record;
-    if (record.health === "healthy" && silentMs > downAfter) {
-      this.setHealth(record, { health: "down", reason: `heartbeat timeout: silent for ${silentMs} ms` });
+    const step = stepLiveness({ health: record.health, reason: record.healthReason, goodChecks: state.goodChecks, recentDowns: state.recentDowns }, silentMs, state.heartbeatMs, now);
+    if (step.changed) {
+      state.goodChecks = step.goodChecks;
+      state.recentDowns = step.recentDowns;
+      if (step.health !== record.health) {
+        this.setHealth(record, { health: step.health, reason: step.reason });
+        this.push(record);
+        console.log(JSON.stringify({ at: "hub.health", node: record.id, region: record.region, health: step.health, reason: step.reason }));
+      } else {
+        record.healthReason = step.reason;
+      }
       ws.serializeAttachment(state);
-      this.push(record);
-      console.log(JSON.stringify({ at: "hub.down", node: record.id, region: record.region, silentMs }));
-    } else if (record.health === "down" && silentMs < state.heartbeatMs) {
-      this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
-      ws.serializeAttachment(state);
-      this.push(record);
     }
-    // Down nodes are polled once an interval for a resumed ping; others at their deadline.
-    return record.health === "down" ? now + state.heartbeatMs : lastSeen + downAfter + 1;
+    return step.nextCheckAt;
   }
 
   // ---- message handlers ----------------------------------------------------------------
@@ -224,13 +228,13 @@ export class RegionHub extends DurableObject<Env> {
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO members (id, region, joined_at) VALUES (?, ?, ?)", claims.id, claims.region, now);
     this.send(ws, { type: "welcome", node: claims.id, region: claims.region, heartbeatMs: hello.heartbeatMs, ping: PING_FRAME });
     this.push(state.record);
-    void this.sweepBy(now + hello.heartbeatMs * MISSED_HEARTBEATS_DOWN + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
+    void this.sweepBy(now + hello.heartbeatMs * MISSED_HEARTBEATS_SUSPECT + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
     console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
   }
 
   private onHeartbeat(ws: WebSocket, state: Attachment, record: NodeRecord, beat: Heartbeat): void {
     const free = Math.min(beat.free, record.capacity);
-    const stepped = Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 || (free === 0) !== (record.free === 0) || record.health === "down";
+    const stepped = Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 || (free === 0) !== (record.free === 0) || record.health === "suspect";
     record.load = beat.load;
     record.inFlight = beat.inFlight;
     record.free = free;
