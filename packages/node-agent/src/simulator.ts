@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { REGIONS } from "@meridian/regions";
-import { NodeConnection } from "./connection";
+import { NodeConnection, validateChaosOptions } from "./connection";
 import { EnrollmentError, enrollNode } from "./enroll";
 import { planFleet, type PlannedNode } from "./fleet";
 import { createLogger, describeError, type Logger } from "./log";
+import { hashString, seededRandom } from "./random";
 import { NodeWorkload, closeServer, listen, parseTarget, reachableUrl, sendError } from "./workload";
 
 export interface SimulatorOptions {
@@ -28,6 +29,10 @@ export interface SimulatorOptions {
   logger?: Logger;
   /** Per-node logger; by default only warnings and errors are printed. */
   nodeLogger?: (nodeId: string) => Logger;
+  /** Chaos: each ping/heartbeat moves by a uniform offset in +-jitterMs around its time (default 0). */
+  jitterMs?: number;
+  /** Chaos: probability 0..1 that a ping/heartbeat is skipped (default 0). */
+  lossRate?: number;
   /** Aborting stops the ramp; startSimulator then closes what it started and rejects. */
   signal?: AbortSignal;
 }
@@ -45,6 +50,17 @@ export interface SimulatorHandle {
   port: number;
   /** Nodes whose socket is welcomed right now. */
   connectedCount(): number;
+  /** Chaos, like kill -9: the node's socket is cut without a close frame, it never reconnects, its HTTP connections are destroyed. */
+  kill(nodeId: string): void;
+  /** Chaos, like SIGSTOP: the node sends nothing (socket kept open) and its HTTP requests hang. */
+  freeze(nodeId: string): void;
+  /** Chaos, like SIGCONT: undoes freeze(). */
+  thaw(nodeId: string): void;
+  /**
+   * Deterministic victims for a chaos run: `killPct` % and `freezePct` % of the nodes (rounded,
+   * disjoint), chosen by the fleet seed (or `seed`). Nothing is done to them.
+   */
+  pickChaosVictims(killPct: number, freezePct: number, seed?: number): { killed: string[]; frozen: string[] };
   /** Drains every node (default) or closes at once, then stops the HTTP server. */
   close(options?: { drain?: boolean }): Promise<void>;
 }
@@ -58,6 +74,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const nodeLogger = options.nodeLogger ?? ((id: string) => createLogger(`node ${id}`, { quietInfo: true }));
   const concurrency = Math.max(1, options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY);
   const host = options.host ?? "127.0.0.1";
+  validateChaosOptions(options);
   const plan = planFleet({ nodes: options.nodes, seed: options.seed ?? 1, prefix: options.prefix ?? "sim" });
 
   const nodesById = new Map<string, SimulatedNode>();
@@ -77,12 +94,38 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   log.info(`serving ${nodes.length} simulated nodes at ${baseUrl}/n/<node-id>`);
 
   let closing: Promise<void> | undefined;
+  const nodeById = (nodeId: string): SimulatedNode => {
+    const node = nodesById.get(nodeId);
+    if (node === undefined) throw new Error(`no simulated node ${nodeId}`);
+    return node;
+  };
   const handle: SimulatorHandle = {
     nodes,
     port,
     connectedCount: () => nodes.filter((node) => node.connection?.state === "ready").length,
+    kill: (nodeId) => {
+      const node = nodeById(nodeId);
+      node.workload.kill();
+      node.connection?.kill();
+    },
+    freeze: (nodeId) => {
+      const node = nodeById(nodeId);
+      node.workload.freeze();
+      node.connection?.freeze();
+    },
+    thaw: (nodeId) => {
+      const node = nodeById(nodeId);
+      node.workload.thaw();
+      node.connection?.thaw();
+    },
+    pickChaosVictims: (killPct, freezePct, seed) => pickChaosVictims(nodes.map((n) => n.plan.id), killPct, freezePct, seed ?? options.seed ?? 1),
     close: ({ drain = true } = {}) => {
       closing ??= (async () => {
+        // Frozen nodes resume so they can drain (and their held requests get answers).
+        for (const node of nodes) {
+          node.workload.thaw();
+          node.connection?.thaw();
+        }
         await Promise.all(
           nodes.map((node) => {
             const connection = node.connection;
@@ -164,12 +207,35 @@ async function connectFleet(
       load: node.workload,
       logger: nodeLogger(id),
       drainTimeoutMs: options.drainTimeoutMs,
+      jitterMs: options.jitterMs,
+      lossRate: options.lossRate,
     });
     node.connection = connection;
     const outcome = await firstOutcome(connection, connectTimeoutMs);
     if (outcome === "connected") progress.tick();
     else if (outcome === "timeout") log.warn(`[node ${id}] no welcome within ${connectTimeoutMs} ms; still retrying`);
   });
+}
+
+/** Seeded shuffle of `ids`; the first round(killPct %) are killed, the next round(freezePct %) frozen. */
+export function pickChaosVictims(
+  ids: readonly string[],
+  killPct: number,
+  freezePct: number,
+  seed: number,
+): { killed: string[]; frozen: string[] } {
+  for (const [name, pct] of [["killPct", killPct], ["freezePct", freezePct]] as const) {
+    if (!Number.isFinite(pct) || pct < 0 || pct > 100) throw new Error(`${name} must be 0..100, got ${pct}`);
+  }
+  const kills = Math.round((ids.length * killPct) / 100);
+  const freezes = Math.min(ids.length - kills, Math.round((ids.length * freezePct) / 100));
+  const random = seededRandom(hashString(`chaos:${seed}`));
+  const shuffled = [...ids];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j] as string, shuffled[i] as string];
+  }
+  return { killed: shuffled.slice(0, kills), frozen: shuffled.slice(kills, kills + freezes) };
 }
 
 /** Starts the connection and resolves with whichever comes first. */

@@ -8,6 +8,7 @@ import { hasRole, requireRole, type AdminVariables } from "./auth";
 import { issueCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError } from "./errors";
+import { outliers } from "./outliers";
 import type { PublishResult } from "./policy-store";
 
 type AdminApp = { Bindings: Env; Variables: AdminVariables };
@@ -98,7 +99,17 @@ admin.get("/fleet", requireRole("viewer"), async (c) => {
   const answer = await directory(c.env).snapshotSince(null, 0);
   const nodes = answer.kind === "full" ? answer.nodes : [];
   nodes.sort((a, b) => (a.region === b.region ? (a.id < b.id ? -1 : 1) : a.region < b.region ? -1 : 1));
-  return c.json({ version: answer.version, policyVersion: answer.policyVersion, count: nodes.length, nodes: nodes.map(fleetEntry) });
+  const ejected = new Map(outliers.ejected().map((e) => [e.id, e]));
+  return c.json({
+    version: answer.version,
+    policyVersion: answer.policyVersion,
+    count: nodes.length,
+    nodes: nodes.map((n) => {
+      const ejection = ejected.get(n.id);
+      // Ejection is this isolate's own view (from its proxy attempts), shown beside the hub's health.
+      return ejection ? { ...fleetEntry(n), ejected: { until: new Date(ejection.until).toISOString(), ejections: ejection.ejections, reason: ejection.reason } } : fleetEntry(n);
+    }),
+  });
 });
 
 function fleetEntry(n: NodeRecord) {

@@ -1,7 +1,7 @@
 import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
 import type { NodeRecord } from "@meridian/protocol";
 import { REGIONS, regionIndex } from "@meridian/regions";
-import { OutlierDetector, explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
+import { explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { admin } from "./admin";
@@ -12,6 +12,7 @@ import type { Env } from "./env";
 import { HttpError, errorBody, renderError } from "./errors";
 import { FleetCache } from "./fleet-cache";
 import { Metrics } from "./metrics";
+import { outliers } from "./outliers";
 import { proxyToCandidates } from "./proxy";
 import { VERIFIED_CLAIMS_HEADER } from "./region-hub";
 
@@ -24,8 +25,6 @@ type App = { Bindings: Env };
 /** Per-isolate fleet snapshot and compiled policy, shared by every request this isolate serves. */
 const fleet = new FleetCache();
 const metrics = new Metrics();
-/** Passive outlier detection from this isolate's own proxy attempts. */
-const outliers = new OutlierDetector();
 const notEjected: NodeFilter = (node) => (outliers.isEjected(node.id) ? "ejected" : null);
 /** Seconds a client should wait when no node can take the request. */
 const RETRY_AFTER_S = "2";

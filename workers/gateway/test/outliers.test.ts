@@ -34,5 +34,8 @@ describe("passive outlier ejection", () => {
     expect(explained.excluded).toContainEqual(expect.objectContaining({ id: "gru-flaky", reason: "ejected" }));
     const metrics = await (await SELF.fetch(`${BASE}/metrics`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).text();
     expect(metrics).toContain("meridian_ejected_nodes 1");
+    const fleet = (await (await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).json()) as { nodes: { id: string; ejected?: { reason: string } }[] };
+    expect(fleet.nodes.find((n) => n.id === "gru-flaky")?.ejected?.reason).toMatch(/connect failed/);
+    expect(fleet.nodes.find((n) => n.id === "gru-steady")?.ejected).toBeUndefined();
   });
 });

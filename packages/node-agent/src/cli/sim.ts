@@ -51,6 +51,16 @@ const USAGE = formatUsage(
       flag: "--drain-timeout-ms N",
       description: `longest wait for in-flight requests when draining (default ${DRAIN_TIMEOUT_MS_DEFAULT})`,
     },
+    { flag: "--jitter-ms N", description: "chaos: move each ping/heartbeat by a uniform offset in +-N ms (default 0)" },
+    { flag: "--loss PCT", description: "chaos: skip each ping/heartbeat with this probability, in percent 0..100 (default 0)" },
+    { flag: "--chaos-kill-pct P", description: "chaos: at --chaos-at-s, kill -9 P % of the nodes (socket cut, no reconnect; default 0)" },
+    { flag: "--chaos-freeze-pct P", description: "chaos: at --chaos-at-s, freeze P % of other nodes (silent, socket open; default 0)" },
+    {
+      flag: "--chaos-at-s S",
+      description:
+        'seconds after READY when the chaos happens (default 0); victims follow --seed; prints\n' +
+        `${" ".repeat(27)}\`CHAOS {"killed":[ids],"frozen":[ids],"at":<epoch ms>}\` on stdout`,
+    },
     { flag: "--verbose", description: "log every node's state changes, not only its problems" },
     { flag: "-h, --help", description: "show this help" },
   ],
@@ -65,6 +75,11 @@ async function main(): Promise<void> {
         seed: { type: "string" },
         prefix: { type: "string" },
         "connect-concurrency": { type: "string" },
+        "jitter-ms": { type: "string" },
+        loss: { type: "string" },
+        "chaos-kill-pct": { type: "string" },
+        "chaos-freeze-pct": { type: "string" },
+        "chaos-at-s": { type: "string" },
         verbose: { type: "boolean" },
       },
       strict: true,
@@ -82,6 +97,13 @@ async function main(): Promise<void> {
   }
   const prefix = values.prefix ?? "sim";
   if (!/^[a-z0-9][a-z0-9-]*$/.test(prefix)) throw new UsageError(`--prefix must be a-z, 0-9 and '-', got "${prefix}"`);
+
+  const lossPct = numberFlag("loss", values.loss, 0, 100) ?? 0;
+  const chaosKillPct = numberFlag("chaos-kill-pct", values["chaos-kill-pct"], 0, 100) ?? 0;
+  const chaosFreezePct = numberFlag("chaos-freeze-pct", values["chaos-freeze-pct"], 0, 100) ?? 0;
+  if (chaosKillPct + chaosFreezePct > 100) throw new UsageError("--chaos-kill-pct plus --chaos-freeze-pct must not exceed 100");
+  const chaosAtS = numberFlag("chaos-at-s", values["chaos-at-s"], 0, 7 * 86_400) ?? 0;
+  const seed = intFlag("seed", values.seed, 0, 2 ** 32 - 1) ?? 1;
 
   const log = createLogger("sim");
   const verbose = values.verbose === true;
@@ -111,7 +133,7 @@ async function main(): Promise<void> {
       gatewayUrl: httpUrlFlag("gateway", values.gateway ?? DEFAULT_GATEWAY),
       adminToken,
       nodes: intFlag("nodes", values.nodes, 0, 100_000) ?? DEFAULT_NODES,
-      seed: intFlag("seed", values.seed, 0, 2 ** 32 - 1) ?? 1,
+      seed,
       prefix,
       host: values.host ?? "127.0.0.1",
       port: intFlag("port", values.port, 0, 65_535) ?? 0,
@@ -120,6 +142,8 @@ async function main(): Promise<void> {
       tokenMs: intFlag("token-ms", values["token-ms"], 0, 60_000),
       connectConcurrency: intFlag("connect-concurrency", values["connect-concurrency"], 1, 10_000),
       drainTimeoutMs: intFlag("drain-timeout-ms", values["drain-timeout-ms"], 0, 24 * 3_600_000),
+      jitterMs: intFlag("jitter-ms", values["jitter-ms"], 0, HEARTBEAT_MS_MAX),
+      lossRate: lossPct / 100,
       logger: log,
       nodeLogger: (id) => createLogger(`node ${id}`, { quietInfo: !verbose }),
       signal: interrupted.signal,
@@ -132,6 +156,27 @@ async function main(): Promise<void> {
     throw error;
   }
   process.stdout.write(`READY ${JSON.stringify({ nodes: handle.nodes.length, connected: handle.connectedCount() })}\n`);
+  if (chaosKillPct > 0 || chaosFreezePct > 0) {
+    const fleet = handle;
+    // unref: the timer alone must not keep the process alive (the sockets and server do).
+    setTimeout(() => {
+      const victims = fleet.pickChaosVictims(chaosKillPct, chaosFreezePct, seed);
+      const at = Date.now();
+      for (const id of victims.killed) fleet.kill(id);
+      for (const id of victims.frozen) fleet.freeze(id);
+      process.stdout.write(`CHAOS ${JSON.stringify({ killed: victims.killed, frozen: victims.frozen, at })}\n`);
+      log.info(`chaos: killed ${victims.killed.length}, froze ${victims.frozen.length} node(s)`);
+    }, chaosAtS * 1000).unref();
+  }
+}
+
+/** Parses a decimal flag value within bounds; undefined stays undefined. */
+function numberFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new UsageError(`--${name} must be a number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} must be in ${min}..${max}, got ${n}`);
+  return n;
 }
 
 runMain(COMMAND, main);
