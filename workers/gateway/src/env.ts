@@ -14,6 +14,8 @@ export interface Env {
   VIEWER_TOKEN?: string;
   /** Secret. HMAC key that signs node credentials; when unset enrollment and node connects are refused. */
   NODE_CREDENTIAL_KEY?: string;
+  /** Milliseconds an idempotent request waits for a node's response headers (default 5000). */
+  UPSTREAM_HEADERS_TIMEOUT_MS?: string;
   /**
    * Local development only (set in .dev.vars, never in wrangler.toml): when "true", the
    * x-client-* headers override request.cf so a laptop can play a client anywhere.

@@ -13,7 +13,7 @@ import { HttpError, errorBody, renderError } from "./errors";
 import { FleetCache } from "./fleet-cache";
 import { Metrics } from "./metrics";
 import { outliers } from "./outliers";
-import { proxyToCandidates } from "./proxy";
+import { DEFAULT_HEADERS_TIMEOUT_MS, proxyToCandidates } from "./proxy";
 import { VERIFIED_CLAIMS_HEADER } from "./region-hub";
 
 export { Directory } from "./directory";
@@ -30,6 +30,11 @@ const notEjected: NodeFilter = (node) => (outliers.isEjected(node.id) ? "ejected
 const RETRY_AFTER_S = "2";
 /** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
 const POLICY_REASON = "policy:";
+
+function headersTimeout(env: Env): number {
+  const ms = Number(env.UPSTREAM_HEADERS_TIMEOUT_MS ?? DEFAULT_HEADERS_TIMEOUT_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_HEADERS_TIMEOUT_MS;
+}
 
 const round = (x: number) => Math.round(x * 100) / 100;
 
@@ -152,7 +157,7 @@ app.all("/v1/*", async (c) => {
     const regionSize = decided.index.regionNodes[regionIndex(node.region)]?.length ?? 1;
     const ejection = outliers.recordFailure(node.id, node.region, regionSize, failure);
     if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
-  });
+  }, headersTimeout(c.env));
   const response = new Response(outcome.response.body, outcome.response);
   response.headers.set("x-meridian-node", outcome.node.id);
   response.headers.set("x-meridian-region", outcome.node.region);

@@ -35,10 +35,23 @@ export interface ProxyOutcome {
  * could be replayed) or a 5xx of an idempotent request it tries the next candidate once.
  * Response bodies are passed through as streams: SSE token streams arrive as they are made.
  */
+/**
+ * How long an idempotent request waits for the node's response headers before it counts as
+ * failed and moves to the next candidate. Non-idempotent requests (a long non-streaming
+ * completion may legitimately take a minute before its headers) are never timed out here.
+ */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 5000;
+
 /** Told about every attempt: null when the node answered below 500, else what went wrong. */
 export type AttemptObserver = (node: Candidate["node"], failure: string | null) => void;
 
-export async function proxyToCandidates(request: Request, path: string, candidates: readonly Candidate[], observe: AttemptObserver = () => {}): Promise<ProxyOutcome> {
+export async function proxyToCandidates(
+  request: Request,
+  path: string,
+  candidates: readonly Candidate[],
+  observe: AttemptObserver = () => {},
+  headersTimeoutMs = DEFAULT_HEADERS_TIMEOUT_MS,
+): Promise<ProxyOutcome> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (Number.isFinite(declared) && declared > MAX_REQUEST_BODY_BYTES) {
     throw new HttpError(413, "body_too_large", `request bodies are limited to ${MAX_REQUEST_BODY_BYTES} bytes`);
@@ -56,8 +69,11 @@ export async function proxyToCandidates(request: Request, path: string, candidat
     const candidate = candidates[attempt];
     if (candidate === undefined) break;
     const target = `${candidate.node.endpoint}${path}`;
+    const timeout = IDEMPOTENT.has(request.method) ? new AbortController() : null;
+    const timer = timeout === null ? null : setTimeout(() => timeout.abort(new Error(`no response headers in ${headersTimeoutMs} ms`)), headersTimeoutMs);
     try {
-      const response = await fetch(target, { method: request.method, headers, body, redirect: "manual" });
+      const response = await fetch(target, { method: request.method, headers, body, redirect: "manual", ...(timeout ? { signal: timeout.signal } : {}) });
+      if (timer !== null) clearTimeout(timer);
       observe(candidate.node, response.status >= 500 ? `answered ${response.status}` : null);
       const retryable = response.status >= 500 && IDEMPOTENT.has(request.method) && attempt + 1 < attempts;
       if (retryable) {
@@ -67,6 +83,7 @@ export async function proxyToCandidates(request: Request, path: string, candidat
       }
       return { response, node: candidate.node, attempt };
     } catch (err) {
+      if (timer !== null) clearTimeout(timer);
       lastError = `${candidate.node.id}: ${String(err)}`;
       observe(candidate.node, `connect failed: ${String(err)}`);
       console.warn(JSON.stringify({ at: "proxy.connect", node: candidate.node.id, target, error: String(err) }));

@@ -4,6 +4,44 @@ import { BASE, eventually, joinNode } from "./helpers";
 
 const SAO_PAULO = { "x-client-lat": "-23.55", "x-client-lon": "-46.63", "x-client-country": "BR", "x-meridian-kind": "hotspot" };
 
+describe("headers timeout", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("moves an idempotent request off a node that never answers, and leaves POSTs alone", async () => {
+    // Equal scores rank by id, so scl-a-frozen is the primary.
+    await joinNode("scl-a-frozen", "scl", { kind: "hotspot" });
+    await joinNode("scl-b-alive", "scl", { kind: "hotspot" });
+    const SANTIAGO = { "x-client-lat": "-33.45", "x-client-lon": "-70.67", "x-client-country": "CL", "x-meridian-kind": "hotspot" };
+    await eventually(async () => {
+      const body = (await (await SELF.fetch(`${BASE}/route`, { headers: SANTIAGO })).json()) as { node: { id: string } | null; fallbacks: { id: string }[] };
+      expect(body.node?.id).toBe("scl-a-frozen");
+      expect(body.fallbacks.map((f) => f.id)).toContain("scl-b-alive");
+    });
+    const signals: (AbortSignal | undefined)[] = [];
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      signals.push(init?.signal ?? undefined);
+      if (!url.includes("scl-a-frozen")) return Promise.resolve(new Response("ok"));
+      // A frozen node: accepts, never answers, until the gateway gives up.
+      return new Promise((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
+    });
+    const started = Date.now();
+    const res = await SELF.fetch(`${BASE}/v1/whoami`, { headers: SANTIAGO });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-meridian-node")).toBe("scl-b-alive");
+    expect(res.headers.get("x-meridian-route")).toBe("failover");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    // A POST gets no timeout signal: a long completion may take its time.
+    signals.length = 0;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (_input, init) => {
+      signals.push(init?.signal ?? undefined);
+      return new Response("ok");
+    });
+    await SELF.fetch(`${BASE}/v1/whoami`, { method: "POST", headers: SANTIAGO, body: "{}" });
+    expect(signals).toEqual([undefined]);
+  });
+});
+
 describe("passive outlier ejection", () => {
   afterEach(() => vi.restoreAllMocks());
 
