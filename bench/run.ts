@@ -2,20 +2,21 @@
  * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
  * the parts do not disturb each other. Prints tables for people; `--json` also writes
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
- * `--only routing,gateway,heartbeat` picks parts.
+ * `--only routing,gateway,heartbeat,failover` picks parts.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../scripts/dev-gateway";
+import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
 import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
-const parts = new Set((values.only ?? "routing,gateway,heartbeat").split(","));
+const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover").split(","));
 const smoke = values.smoke ?? false;
 
 const GOALS: Record<string, string> = {
@@ -26,6 +27,9 @@ const GOALS: Record<string, string> = {
   gateway_added_latency_us_p50: "<= 100",
   heartbeat_nodes_sustained: ">= 5000",
   policy_propagation_ms_p99: "<= 1000",
+  failover_close_ms_p99: "<= 1000",
+  failover_silent_ms_p99: "<= 3500",
+  failover_false_downs: "0",
 };
 
 /** The baselines come from Debian: install them for a full run when missing (root only). */
@@ -40,7 +44,7 @@ function ensureBaselineTools(): void {
   spawnSync("sh", ["-c", `apt-get update -qq && apt-get install -y -qq ${missing.join(" ")}`], { stdio: "inherit" });
 }
 
-if (parts.has("gateway")) ensureBaselineTools();
+if (parts.has("gateway") || parts.has("failover")) ensureBaselineTools();
 const info = machineInfo();
 console.log(`[bench] ${smoke ? "smoke" : "full"} run on ${JSON.stringify(info)}`);
 const results: Record<string, number> = {};
@@ -48,6 +52,7 @@ const startedAt = performance.now();
 if (parts.has("routing")) Object.assign(results, await runRoutingBench({ smoke }));
 if (parts.has("gateway")) Object.assign(results, await runGatewayBench({ smoke }));
 if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smoke }));
+if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke }));
 
 printTable(
   "results",
