@@ -11,7 +11,7 @@
  * time) that shows it down (or gone), minus the moment it was hit.
  * False downs: nodes that were not hit but were seen "down" by the gateway during the run.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { silentLogger, startSimulator, type SimulatorHandle } from "@meridian/node-agent";
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
+import { killGroup, spawnGroup } from "./lib/process";
 import { bundleGateway, startWorkerd } from "./lib/workerd";
 
 const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
@@ -66,17 +67,10 @@ function startHaproxy(dir: string, sim: SimulatorHandle): Haproxy {
     backends.join("");
   const configPath = join(dir, "haproxy.cfg");
   writeFileSync(configPath, config);
-  const child = spawn("haproxy", ["-f", configPath, "-db"], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const child = spawnGroup("haproxy", ["-f", configPath, "-db"], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const stop = () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  };
-  process.once("exit", stop);
+  const stop = () => killGroup(child);
   const nodeOfBackend = new Map(sim.nodes.map((node, i) => [`b_${i}`, node.plan.id]));
   const status = () =>
     new Promise<Map<string, string>>((resolve, reject) => {

@@ -5,12 +5,13 @@
  * The Workers run in the bare workerd binary (bench/lib/workerd.ts explains why).
  * Servers are pinned to core 0 and load generators to core 1 when taskset exists.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request as httpRequest } from "node:http";
 import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
+import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
 import { summarize } from "./lib/stats";
 import { bundleGateway, startWorkerd } from "./lib/workerd";
 
@@ -75,28 +76,7 @@ async function openLoopLatencyUs(target: Target, rate: number, seconds: number):
 
 /** The simulated fleet as its own process, so it can sit on the servers' core. */
 async function startFleetProcess(gatewayUrl: string, adminToken: string, port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [join(REPO_ROOT, "packages/node-agent/bin/meridian-sim.mjs"), "--gateway", gatewayUrl, "--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(port), "--token-ms", "1"],
-    { env: { ...process.env, ADMIN_TOKEN: adminToken }, stdio: ["ignore", "pipe", "ignore"], detached: true },
-  );
-  process.once("exit", () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("simulator not ready in 60 s")), 60_000);
-    child.stdout?.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("READY")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`simulator exited with ${code}`)));
-  });
+  const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(port), "--token-ms", "1"]);
   // Wait until the gateway's snapshot holds the whole fleet.
   for (let i = 0; i < 100; i++) {
     const body = (await (await fetch(`${gatewayUrl}/route`, { headers: TOKYO })).json()) as { fleetSize: number };
@@ -113,7 +93,7 @@ function startHaproxy(port: number, upstreamPort: number, dir: string): ChildPro
     `global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n` +
       `frontend fe\n  bind 127.0.0.1:${port}\n  default_backend be\nbackend be\n  server node 127.0.0.1:${upstreamPort}\n`,
   );
-  return spawn("haproxy", ["-f", config, "-db"], { stdio: "ignore", detached: true });
+  return spawnGroup("haproxy", ["-f", config, "-db"], { stdio: "ignore" });
 }
 
 export async function runGatewayBench(options: { smoke: boolean }): Promise<Record<string, number>> {
@@ -139,9 +119,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     results.workerd_start_ms = Math.round(performance.now() - gatewayStartedAt);
     const upstreamPort = await freePort();
     const fleet = await startFleetProcess(gateway.url, secrets.ADMIN_TOKEN, upstreamPort);
-    cleanups.push(() => {
-      if (fleet.pid !== undefined) process.kill(-fleet.pid, "SIGKILL");
-    });
+    cleanups.push(() => killGroup(fleet));
 
     // Cold start: the first routed request of a fresh isolate (snapshot and policy fetched).
     const coldAt = performance.now();
@@ -166,9 +144,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     if (has("haproxy")) {
       const haproxyPort = await freePort();
       const haproxy = startHaproxy(haproxyPort, upstreamPort, dir);
-      cleanups.push(() => {
-        if (haproxy.pid !== undefined) process.kill(-haproxy.pid, "SIGKILL");
-      });
+      cleanups.push(() => killGroup(haproxy));
       await new Promise((r) => setTimeout(r, 300));
       pinGroup(haproxy.pid, 0);
       targets.push({ name: "haproxy", url: `http://127.0.0.1:${haproxyPort}${new URL(node.endpoint).pathname}${path}`, headers: {} });

@@ -3,11 +3,12 @@
  * hibernating RegionHubs) holds with zero false "down" events. Steps up the fleet size;
  * the simulator runs as its own process on the other core.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
+import { freePort } from "../scripts/dev-gateway";
+import { killGroup, startSimProcess } from "./lib/process";
 import { bundleGateway, startWorkerd } from "./lib/workerd";
 
 const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
@@ -35,28 +36,8 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 function startSim(gatewayUrl: string, nodes: number, prefix: string): Promise<ChildProcess> {
-  const taskset = spawnSync("sh", ["-c", "command -v taskset"]).status === 0;
-  const args = [join(REPO_ROOT, "packages/node-agent/bin/meridian-sim.mjs"), "--gateway", gatewayUrl, "--nodes", String(nodes), "--prefix", prefix, "--heartbeat-ms", "1000", "--connect-concurrency", "64"];
-  const child = taskset
-    ? spawn("taskset", ["-c", "1", process.execPath, ...args], { env: { ...process.env, ADMIN_TOKEN: SECRETS.ADMIN_TOKEN }, stdio: ["ignore", "pipe", "ignore"], detached: true })
-    : spawn(process.execPath, args, { env: { ...process.env, ADMIN_TOKEN: SECRETS.ADMIN_TOKEN }, stdio: ["ignore", "pipe", "ignore"], detached: true });
-  process.once("exit", () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`simulator with ${nodes} nodes not ready in 180 s`)), 180_000);
-    child.stdout?.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("READY")) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`simulator exited with ${code}`)));
-  });
+  const args = ["--nodes", String(nodes), "--prefix", prefix, "--heartbeat-ms", "1000", "--connect-concurrency", "64"];
+  return startSimProcess(gatewayUrl, SECRETS.ADMIN_TOKEN, args, { core: 1, readyTimeoutMs: 180_000 });
 }
 
 export async function runHeartbeatBench(options: { smoke: boolean }): Promise<Record<string, number>> {
@@ -94,7 +75,7 @@ export async function runHeartbeatBench(options: { smoke: boolean }): Promise<Re
       if (held) sustained = nodes;
       else break;
     } finally {
-      if (sim?.pid !== undefined) process.kill(-sim.pid, "SIGKILL");
+      if (sim !== undefined) killGroup(sim);
       gateway.stop();
       rmSync(dir, { recursive: true, force: true });
     }

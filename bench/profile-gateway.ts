@@ -4,12 +4,13 @@
  * writes /tmp/gateway.cpuprofile (open it in Chrome DevTools).
  *   npx tsx bench/profile-gateway.ts
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
+import { freePort } from "../scripts/dev-gateway";
+import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
 import { bundleGateway, startWorkerd, workerdBinary } from "./lib/workerd";
 
 interface ProfileNode {
@@ -25,13 +26,9 @@ const inspectorPort = await freePort();
 // startWorkerd writes the config; restart the same config with the inspector on.
 (await startWorkerd({ dir, port, module: "index.js", text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: ["RegionHub", "Directory", "PolicyStore"] })).stop();
 await new Promise((r) => setTimeout(r, 300));
-const workerd = spawn(workerdBinary(), ["serve", "--experimental", `--inspector-addr=127.0.0.1:${inspectorPort}`, join(dir, "config.capnp")], { stdio: "ignore", detached: true });
+const workerd = spawnGroup(workerdBinary(), ["serve", "--experimental", `--inspector-addr=127.0.0.1:${inspectorPort}`, join(dir, "config.capnp")], { stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 1500));
-const sim = spawn(process.execPath, [join(REPO_ROOT, "packages/node-agent/bin/meridian-sim.mjs"), "--gateway", `http://127.0.0.1:${port}`, "--nodes", "140", "--port", String(await freePort()), "--token-ms", "1"], {
-  env: { ...process.env, ADMIN_TOKEN: secrets.ADMIN_TOKEN },
-  stdio: ["ignore", "pipe", "ignore"],
-});
-await new Promise((resolve) => sim.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("READY") && resolve(null)));
+const sim = await startSimProcess(`http://127.0.0.1:${port}`, secrets.ADMIN_TOKEN, ["--nodes", "140", "--port", String(await freePort()), "--token-ms", "1"]);
 await new Promise((r) => setTimeout(r, 1000));
 
 const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as { webSocketDebuggerUrl: string }[];
@@ -69,6 +66,6 @@ for (const node of profile.nodes) {
   total += node.hitCount;
 }
 for (const [key, hits] of [...selfTime.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)} % ${key}`);
-sim.kill("SIGKILL");
-if (workerd.pid !== undefined) process.kill(-workerd.pid, "SIGKILL");
+killGroup(sim);
+killGroup(workerd);
 process.exit(0);

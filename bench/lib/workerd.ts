@@ -3,10 +3,11 @@
  * without wrangler dev's extra proxy and per-request logging loopback, which on this
  * machine cap even a hello-world Worker at ~300-1,000 requests/s (workerd alone: ~12k).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../scripts/dev-gateway";
+import { killGroup, spawnGroup } from "./process";
 
 export function workerdBinary(): string {
   const pnpmDir = join(REPO_ROOT, "node_modules/.pnpm");
@@ -65,17 +66,10 @@ const worker :Workerd.Worker = (
 `;
   const configPath = join(options.dir, "config.capnp");
   writeFileSync(configPath, config);
-  const child = spawn(workerdBinary(), ["serve", "--experimental", configPath], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const child = spawnGroup(workerdBinary(), ["serve", "--experimental", configPath], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const stop = () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  };
-  process.once("exit", stop);
+  const stop = () => killGroup(child);
   const url = `http://127.0.0.1:${options.port}`;
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`);

@@ -76,12 +76,10 @@ async function decide(c: Context<App>) {
     ...(client.location?.subdivision ? { subdivision: client.location.subdivision } : {}),
     ...(residency ? { residency } : {}),
   });
-  const byPolicy = policyFilter(judge);
-  const filter: NodeFilter = (node) => notEjected(node) ?? byPolicy(node);
   const startedAt = performance.now();
   const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge), ...(outliers.active ? { filter: notEjected } : {}) });
   metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
-  return { client, requirements, residency, index, policy, judge, filter, decision };
+  return { client, requirements, residency, index, policy, judge, decision };
 }
 
 /** Why nothing qualified: 451 when the policy refused nodes that could otherwise serve, else 503. */
@@ -126,7 +124,10 @@ app.get("/healthz", (c) => c.json({ status: "ok", snapshotVersion: fleet.snapsho
 
 app.get("/route", async (c) => {
   const decided = await decide(c);
-  const { client, requirements, residency, index, policy, judge, filter, decision } = decided;
+  const { client, requirements, residency, index, policy, judge, decision } = decided;
+  // Explanations only: why each node that cannot serve is out (ejection first, then policy).
+  const byPolicy = policyFilter(judge);
+  const filter: NodeFilter = (node) => notEjected(node) ?? byPolicy(node);
   const [primary, ...fallbacks] = decision.candidates;
   const body = {
     client: { ...client.location, source: client.source, ...(residency ? { residency } : {}) },
