@@ -13,12 +13,12 @@ export type ValidationResult =
   | { ok: true; document: PolicyDocument; violations: Finding[] }
   | { ok: false; errors: Finding[] };
 
-/** A node class as the impact matrix counts it: a GPU class, or "hotspot". */
-export type NodeClass = GpuClass | "hotspot";
-export const NODE_CLASSES: readonly NodeClass[] = [...GPU_CLASSES, "hotspot"];
+/** A node class as the impact matrix counts it: a GPU class, "hotspot" or "carrier". */
+export type NodeClass = GpuClass | "hotspot" | "carrier";
+export const NODE_CLASSES: readonly NodeClass[] = [...GPU_CLASSES, "hotspot", "carrier"];
 
 function nodeOfClass(region: string, nodeClass: NodeClass): NodeContext {
-  return nodeClass === "hotspot" ? { region, kind: "hotspot" } : { region, kind: "gpu" as NodeKind, gpuClass: nodeClass };
+  return nodeClass === "hotspot" || nodeClass === "carrier" ? { region, kind: nodeClass } : { region, kind: "gpu" as NodeKind, gpuClass: nodeClass };
 }
 
 /** Every (region, class) a node can be. */

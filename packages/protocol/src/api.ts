@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GpuClassSchema, GpuHardwareSchema, NodeIdSchema, NodeKindSchema, RegionIdSchema } from "./common";
+import { GpuClassSchema, GpuHardwareSchema, NodeIdSchema, NodeKindSchema, PartnerIdSchema, RegionIdSchema } from "./common";
 
 /** POST /admin/nodes */
 export const EnrollmentSchema = z
@@ -9,12 +9,24 @@ export const EnrollmentSchema = z
     region: RegionIdSchema,
     gpu: GpuHardwareSchema.optional(),
     capacity: z.int().min(1).max(100_000),
+    /** Carrier nodes only: the partner whose backbone this is. */
+    partner: PartnerIdSchema.optional(),
+    /** Hotspots only: enrolled backhaul in Mbit/s; caps the tier it may claim and the bytes it is credited. */
+    maxMbps: z.int().min(1).max(100_000).optional(),
     /** Credential lifetime; at most a year. */
     ttlDays: z.int().min(1).max(366).default(90),
   })
   .refine((e) => (e.kind === "gpu") === (e.gpu !== undefined), {
     message: "gpu hardware is required for kind gpu and not allowed for other kinds",
     path: ["gpu"],
+  })
+  .refine((e) => (e.kind === "carrier") === (e.partner !== undefined), {
+    message: "partner is required for kind carrier and not allowed for other kinds",
+    path: ["partner"],
+  })
+  .refine((e) => e.kind === "hotspot" || e.maxMbps === undefined, {
+    message: "maxMbps is for hotspots only",
+    path: ["maxMbps"],
   });
 export type Enrollment = z.infer<typeof EnrollmentSchema>;
 
@@ -26,6 +38,8 @@ export const CredentialClaimsSchema = z.strictObject({
   region: z.string(),
   gpu: GpuHardwareSchema.optional(),
   capacity: z.int().min(1),
+  partner: PartnerIdSchema.optional(),
+  maxMbps: z.int().min(1).optional(),
   /** Issued at / expires at, seconds since the epoch. */
   iat: z.int(),
   exp: z.int(),

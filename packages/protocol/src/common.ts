@@ -7,7 +7,8 @@ export const NodeIdSchema = z
   .regex(/^[a-z0-9][a-z0-9-]{2,62}$/, "3-63 chars of a-z, 0-9 and '-', starting with a letter or digit");
 export type NodeId = z.infer<typeof NodeIdSchema>;
 
-export const NodeKindSchema = z.enum(["gpu", "hotspot"]);
+/** gpu: compute; hotspot: community wireless; carrier: a carrier partner's backbone gateway. */
+export const NodeKindSchema = z.enum(["gpu", "hotspot", "carrier"]);
 export type NodeKind = z.infer<typeof NodeKindSchema>;
 
 /**
@@ -33,6 +34,25 @@ export const GPU_CLASSES = [
 ] as const;
 export const GpuClassSchema = z.enum(GPU_CLASSES);
 export type GpuClass = z.infer<typeof GpuClassSchema>;
+
+/** Carrier partner ids: short lowercase slugs ("tmo-us"), used in headers, URLs and ledger keys. */
+export const PartnerIdSchema = z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, "2-32 chars of a-z, 0-9 and '-', starting with a letter");
+export type PartnerId = z.infer<typeof PartnerIdSchema>;
+
+/** Hotspot throughput tiers, 1 (weakest) to 5; see HOTSPOT_TIER_MIN_MBPS. */
+export const HotspotTierSchema = z.int().min(1).max(5);
+/** Backhaul a hotspot needs for each tier (index = tier - 1), in Mbit/s. */
+export const HOTSPOT_TIER_MIN_MBPS = [0, 25, 100, 300, 1000] as const;
+/** The best tier a hotspot with this enrolled backhaul can honestly claim. */
+export function tierForMbps(mbps: number): number {
+  let tier = 1;
+  HOTSPOT_TIER_MIN_MBPS.forEach((min, i) => {
+    if (mbps >= min) tier = i + 1;
+  });
+  return tier;
+}
+/** Enrolled backhaul of a hotspot when the enrollment does not say. */
+export const DEFAULT_HOTSPOT_MBPS = 100;
 
 export const RegionIdSchema = z.string().refine(isRegionId, { message: "unknown region id" });
 

@@ -21,6 +21,18 @@ export interface NodeRecord {
   inFlight: number;
   free: number;
   connectedAt: number;
+  /** Carrier nodes: partner id and last reported congestion (0..1). */
+  partner?: string;
+  congestion?: number;
+  /** Hotspots: enrolled backhaul (Mbit/s), reported tier (already capped to it) and users. */
+  maxMbps?: number;
+  tier?: number;
+  users?: number;
+  /**
+   * Set when the node's socket arrived at a Cloudflare colo far from its enrolled region:
+   * the node is ranked last and its usage is flagged for settlement review.
+   */
+  geoFlag?: { colo: string; km: number };
   /** Per-node sequence assigned by its hub; higher wins. */
   seq: number;
 }

@@ -5,3 +5,4 @@ export * from "./fleet";
 export * from "./identity";
 export * from "./policy";
 export * from "./liveness";
+export * from "./carriers";

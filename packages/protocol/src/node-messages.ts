@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GpuHardwareSchema, NodeIdSchema, NodeKindSchema } from "./common";
+import { GpuHardwareSchema, HotspotTierSchema, NodeIdSchema, NodeKindSchema } from "./common";
 
 /** Protocol version spoken by this gateway; a hello with another version is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -58,6 +58,11 @@ export const HeartbeatSchema = z.strictObject({
   inFlight: z.int().min(0),
   /** Request slots still free; 0 means the node takes no new work. */
   free: z.int().min(0),
+  /** Hotspots: measured throughput tier (capped by the enrolled backhaul) and attached users. */
+  tier: HotspotTierSchema.optional(),
+  users: z.int().min(0).max(1_000_000).optional(),
+  /** Carrier backbone nodes: congestion 0 (idle) .. 1 (saturated). */
+  congestion: z.number().min(0).max(1).optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 

@@ -9,22 +9,28 @@ export function gpuClassCode(gpuClass: GpuClass | undefined): number {
 
 /** What suspicion costs in ranking: more than a region hop nearby, so others go first. */
 export const SUSPECT_PENALTY_MS = 50;
+/** A node connecting from far outside its enrolled region ranks behind every honest one nearby. */
+export const GEO_FLAG_PENALTY_MS = 500;
 
-export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2 };
+export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2, carrier: 3 };
 
 /**
- * What the policy can tell apart within a region: 0 for a hotspot, 1..n for GPU classes
- * (n + 1 for a GPU of no known class). Nodes of one region and slot share every verdict.
+ * What the policy can tell apart within a region: 0 for a hotspot, 1 for a carrier backbone
+ * node, 2..n+1 for GPU classes (n + 2 for a GPU of no known class). Nodes of one region and
+ * slot share every verdict.
  */
-export const SLOT_COUNT = GPU_CLASSES.length + 2;
+export const SLOT_COUNT = GPU_CLASSES.length + 3;
 export function slotOf(kind: NodeKind, gpuClass: GpuClass | undefined): number {
-  return kind === "hotspot" ? 0 : gpuClass === undefined ? SLOT_COUNT - 1 : gpuClassCode(gpuClass);
+  if (kind === "hotspot") return 0;
+  if (kind === "carrier") return 1;
+  return gpuClass === undefined ? SLOT_COUNT - 1 : 1 + gpuClassCode(gpuClass);
 }
 
 /** The node kind and class a slot stands for (the inverse of slotOf). */
 export function slotContext(slot: number): { kind: NodeKind; gpuClass?: GpuClass } {
   if (slot === 0) return { kind: "hotspot" };
-  const gpuClass = GPU_CLASSES[slot - 1];
+  if (slot === 1) return { kind: "carrier" };
+  const gpuClass = GPU_CLASSES[slot - 2];
   return gpuClass === undefined ? { kind: "gpu" } : { kind: "gpu", gpuClass };
 }
 
@@ -54,7 +60,7 @@ export class FleetIndex {
   readonly vramGb: Uint16Array;
   /** 1 when routable: healthy, or suspect (as a last choice). */
   readonly healthy: Uint8Array;
-  /** Score penalty in ms (suspect nodes), so traffic leaves them before they go down. */
+  /** Score penalty in ms: suspect nodes (traffic leaves them before they go down) and geo-flagged ones. */
   readonly penaltyMs: Float32Array;
   readonly free: Int32Array;
   readonly load: Float32Array;
@@ -84,7 +90,7 @@ export class FleetIndex {
       this.gpuClass[i] = gpuClassCode(r.gpu?.class);
       this.vramGb[i] = r.gpu?.vramGb ?? 0;
       this.healthy[i] = r.health === "healthy" || r.health === "suspect" ? 1 : 0;
-      this.penaltyMs[i] = r.health === "suspect" ? SUSPECT_PENALTY_MS : 0;
+      this.penaltyMs[i] = (r.health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
       this.free[i] = r.free;
       this.load[i] = r.load;
       const slot = slotOf(r.kind, r.gpu?.class);

@@ -1,4 +1,18 @@
-export { FleetIndex, SLOT_COUNT, slotContext, slotOf } from "./fleet-index";
+export { FleetIndex, GEO_FLAG_PENALTY_MS, SLOT_COUNT, slotContext, slotOf } from "./fleet-index";
+export {
+  DialBook,
+  chooseOffload,
+  dialPercent,
+  hotspotCensus,
+  hotspotQualityIssue,
+  nextEngaged,
+  subscriberBucket,
+  type DialReading,
+  type HotspotCensus,
+  type OffloadDecision,
+  type OffloadInput,
+  type OffloadReason,
+} from "./offload";
 export {
   DEFAULT_FALLBACKS,
   LOAD_PENALTY_MS,

@@ -32,6 +32,8 @@ export interface RouteInput {
   filter?: NodeFilter;
   /** Per-(region, slot) verdicts: makes a mostly refused fleet cheap to walk. */
   allowed?: SlotPolicy;
+  /** Regions farther than this from the client are not considered (needs a client location). */
+  maxDistanceKm?: number;
 }
 
 export interface Candidate {
@@ -128,7 +130,10 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
     const r = nextNearest();
     if (r < 0) break;
     visited[r] = 1;
-    const rtt = input.client === null ? 0 : estimateRttMs(Math.acos(Math.min(1, Math.max(-1, regionDot[r] ?? 0))) * EARTH_RADIUS_KM);
+    const km = input.client === null ? 0 : Math.acos(Math.min(1, Math.max(-1, regionDot[r] ?? 0))) * EARTH_RADIUS_KM;
+    // Regions come nearest first, so the first one out of reach ends the walk.
+    if (input.maxDistanceKm !== undefined && km > input.maxDistanceKm) break;
+    const rtt = input.client === null ? 0 : estimateRttMs(km);
     const worst = kept.length === want ? kept[want - 1] : undefined;
     if (worst !== undefined && rtt > worst.score) break;
     const members = index.regionNodes[r];
