@@ -71,6 +71,8 @@ export interface GatewayOptions {
   output?: "inherit" | "ignore" | ((line: string) => void);
   readyTimeoutMs?: number;
   logLevel?: "debug" | "info" | "log" | "warn" | "error" | "none";
+  /** Extra worker vars for this run (wrangler dev --var), e.g. DEV_CHAOS_HOOKS. */
+  vars?: Record<string, string>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<LocalGateway> {
@@ -85,6 +87,7 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
     // "log" keeps the worker's own console lines and drops one line per request.
     "--log-level", options.logLevel ?? "log",
     ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
+    ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
   const output = options.output ?? "inherit";
   const child = spawn(process.execPath, args, {

@@ -73,6 +73,9 @@ export function shouldSendHeartbeat(
   return (
     current.inFlight !== previous.inFlight ||
     current.free !== previous.free ||
+    current.tier !== previous.tier ||
+    current.users !== previous.users ||
+    Math.abs((current.congestion ?? 0) - (previous.congestion ?? 0)) >= LOAD_CHANGE_THRESHOLD - 1e-9 ||
     // The epsilon keeps a move of exactly 0.05 (e.g. 0.5 -> 0.45) from losing to float rounding.
     Math.abs(current.load - previous.load) >= LOAD_CHANGE_THRESHOLD - 1e-9
   );
@@ -479,6 +482,9 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       load: snapshot.load,
       inFlight: snapshot.inFlight,
       free: snapshot.free,
+      ...(snapshot.tier !== undefined ? { tier: snapshot.tier } : {}),
+      ...(snapshot.users !== undefined ? { users: snapshot.users } : {}),
+      ...(snapshot.congestion !== undefined ? { congestion: snapshot.congestion } : {}),
     };
     socket.send(JSON.stringify(heartbeat));
     this.lastHeartbeat = snapshot;

@@ -42,6 +42,10 @@ export interface PlannedNode {
   region: string;
   gpu?: GpuHardware;
   capacity: number;
+  /** Carrier backbone nodes: their partner. */
+  partner?: string;
+  /** Hotspots: enrolled backhaul, Mbit/s. */
+  maxMbps?: number;
 }
 
 export interface FleetPlanOptions {

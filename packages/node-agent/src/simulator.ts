@@ -33,6 +33,8 @@ export interface SimulatorOptions {
   jitterMs?: number;
   /** Chaos: probability 0..1 that a ping/heartbeat is skipped (default 0). */
   lossRate?: number;
+  /** An explicit fleet instead of the seeded plan (then `nodes`, `seed` and `prefix` are ignored). */
+  plan?: readonly PlannedNode[];
   /** Aborting stops the ramp; startSimulator then closes what it started and rejects. */
   signal?: AbortSignal;
 }
@@ -75,7 +77,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const concurrency = Math.max(1, options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY);
   const host = options.host ?? "127.0.0.1";
   validateChaosOptions(options);
-  const plan = planFleet({ nodes: options.nodes, seed: options.seed ?? 1, prefix: options.prefix ?? "sim" });
+  const plan = options.plan ?? planFleet({ nodes: options.nodes, seed: options.seed ?? 1, prefix: options.prefix ?? "sim" });
 
   const nodesById = new Map<string, SimulatedNode>();
   const server = createServer((req, res) => dispatch(nodesById, req, res));
@@ -165,9 +167,9 @@ async function enrollFleet(
   const progress = progressReporter("enrolled", nodes.length, log);
   let failures = 0;
   await forEachLimited(nodes, concurrency, options.signal, async (node) => {
-    const { id, kind, region, gpu, capacity } = node.plan;
+    const { id, kind, region, gpu, capacity, partner, maxMbps } = node.plan;
     try {
-      credentials.set(id, await enrollNode(options.gatewayUrl, options.adminToken, { id, kind, region, gpu, capacity }));
+      credentials.set(id, await enrollNode(options.gatewayUrl, options.adminToken, { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}) }));
       progress.tick();
     } catch (error) {
       // A refused admin token fails every node the same way: stop at the first.

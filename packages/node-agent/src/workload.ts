@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { GpuHardware, NodeKind } from "@meridian/protocol";
+import { DEFAULT_HOTSPOT_MBPS, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
 import { describeError, silentLogger, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
 
@@ -21,6 +21,10 @@ export interface NodeIdentity {
   region: string;
   gpu?: GpuHardware;
   capacity: number;
+  /** Carrier backbone nodes: the partner they belong to. */
+  partner?: string;
+  /** Hotspots: enrolled backhaul, Mbit/s. */
+  maxMbps?: number;
 }
 
 export interface LoadSnapshot {
@@ -29,6 +33,11 @@ export interface LoadSnapshot {
   free: number;
   /** min(1, inFlight / capacity). */
   load: number;
+  /** Hotspots: throughput tier and attached users. */
+  tier?: number;
+  users?: number;
+  /** Carrier backbone nodes: congestion 0..1. */
+  congestion?: number;
 }
 
 /** What a connection needs from the workload: current load, and a way to wait for in-flight work. */
@@ -61,6 +70,10 @@ export class NodeWorkload implements LoadSource {
   private readonly routes: ReadonlyMap<string, Route>;
   private readonly modelCreated = Math.floor(Date.now() / 1000);
   private inFlightCount = 0;
+  /** Simulated radio/backbone conditions, reported in heartbeats (see setTier, setCongestion). */
+  private tier: number | undefined;
+  private users = 0;
+  private congestion = 0;
   private readonly idleWaiters = new Set<() => void>();
   /** Chaos: "killed" destroys every request's socket, "frozen" holds requests until thaw. */
   private chaosMode: "up" | "killed" | "frozen" = "up";
@@ -77,6 +90,7 @@ export class NodeWorkload implements LoadSource {
     this.tokenMs = Math.max(0, options.tokenMs ?? DEFAULT_TOKEN_MS);
     this.logger = options.logger ?? silentLogger;
     this.modelId = identity.gpu ? `meridian-${identity.gpu.class}` : undefined;
+    if (identity.kind === "hotspot") this.tier = tierForMbps(identity.maxMbps ?? DEFAULT_HOTSPOT_MBPS);
 
     const routes = new Map<string, Route>([["/v1/whoami", { method: "GET", handler: async (_req, res) => this.whoami(res) }]]);
     if (identity.kind === "gpu") {
@@ -86,6 +100,17 @@ export class NodeWorkload implements LoadSource {
       routes.set("/v1/data", { method: "GET", handler: (_req, res, query) => this.data(res, query) });
     }
     this.routes = routes;
+  }
+
+  /** Hotspots: the measured tier and attached users to report (the gateway caps the tier to the enrolled backhaul). */
+  setQuality(tier: number, users: number): void {
+    this.tier = Math.min(5, Math.max(1, Math.round(tier)));
+    this.users = Math.max(0, Math.round(users));
+  }
+
+  /** Carrier backbone nodes: the congestion to report, 0..1. */
+  setCongestion(congestion: number): void {
+    this.congestion = Math.min(1, Math.max(0, Math.round(congestion * 1000) / 1000));
   }
 
   get chaos(): "up" | "killed" | "frozen" {
@@ -122,6 +147,8 @@ export class NodeWorkload implements LoadSource {
       free: Math.max(0, capacity - inFlight),
       // Rounded so heartbeats carry tidy numbers; 3 decimals is far below the 0.05 change threshold.
       load: Math.min(1, Math.round((inFlight / capacity) * 1000) / 1000),
+      ...(this.identity.kind === "hotspot" && this.tier !== undefined ? { tier: this.tier, users: this.users } : {}),
+      ...(this.identity.kind === "carrier" ? { congestion: this.congestion } : {}),
     };
   }
 
@@ -293,17 +320,28 @@ export class NodeWorkload implements LoadSource {
       sendError(res, 400, "invalid_request", `query parameter bytes must be an integer in 0..${MAX_DATA_BYTES}`);
       return;
     }
+    // Optional pacing, like a radio link: chunkBytes per write and pauseMs between writes.
+    const chunkBytes = boundedInt(query.get("chunkBytes"), 1, DATA_CHUNK_BYTES) ?? DATA_CHUNK_BYTES;
+    const pauseMs = boundedInt(query.get("pauseMs"), 0, 10_000) ?? 0;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) });
     let remaining = bytes;
     while (remaining > 0) {
       if (res.destroyed) return; // client went away
-      const size = Math.min(DATA_CHUNK_BYTES, remaining);
+      const size = Math.min(chunkBytes, remaining);
       const writable = res.write(size === DATA_CHUNK_BYTES ? DATA_CHUNK : DATA_CHUNK.subarray(0, size));
       remaining -= size;
       if (!writable) await drainedOrClosed(res);
+      if (pauseMs > 0 && remaining > 0) await sleep(pauseMs);
     }
     res.end();
   }
+}
+
+/** An integer query parameter within [min, max]; undefined when absent or out of range. */
+function boundedInt(raw: string | null, min: number, max: number): number | undefined {
+  if (raw === null || !/^\d{1,6}$/.test(raw)) return undefined;
+  const value = Number(raw);
+  return value >= min && value <= max ? value : undefined;
 }
 
 /** Repeating byte pattern (0..250), reused for every chunk: never mutated while queued. */

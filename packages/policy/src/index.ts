@@ -12,3 +12,4 @@ export {
   type PolicyDiff,
   type ValidationResult,
 } from "./analyze";
+export { diffCarriers, validateCarriers, type CarrierValidation } from "./carriers";

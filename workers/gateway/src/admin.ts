@@ -1,86 +1,21 @@
-import { zValidator } from "@hono/zod-validator";
 import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, validatePolicy } from "@meridian/policy";
 import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { z, type ZodType } from "zod";
-import { hasRole, requireRole, type AdminVariables } from "./auth";
+import { z } from "zod";
+import { ADMIN_BODY_LIMIT, changeReason, directory, etag, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp } from "./admin-common";
+import { requireRole } from "./auth";
 import { issueCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError } from "./errors";
 import { outliers } from "./outliers";
-import type { PublishResult } from "./policy-store";
-
-type AdminApp = { Bindings: Env; Variables: AdminVariables };
-
-const ADMIN_BODY_LIMIT = 64 * 1024;
-const POLICY_BODY_LIMIT = 512 * 1024;
-
-/** zod validation at the edge of a route, with the one error format. */
-function validJson<T extends ZodType>(schema: T) {
-  return zValidator("json", schema, (result) => {
-    if (!result.success) {
-      const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-      const first = issues[0];
-      throw new HttpError(400, "invalid_body", first ? `${first.path || "body"}: ${first.message}` : "invalid body", { issues });
-    }
-  });
-}
-
-const limit = (maxSize: number) =>
-  bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpError(413, "body_too_large", `this request body is limited to ${maxSize} bytes`);
-    },
-  });
-
-const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("global"));
-const policyStore = (env: Env) => env.POLICY_STORE.get(env.POLICY_STORE.idFromName("global"));
-const etag = (version: number) => `"v${version}"`;
-
-/** If-Match is required for every write: it names the version the editor started from. */
-function expectedVersion(c: Context<AdminApp>): number {
-  const header = c.req.header("if-match");
-  if (header === undefined) throw new HttpError(428, "precondition_required", 'send If-Match with the ETag of the version you edited (e.g. "v3")');
-  const match = /^(?:W\/)?"v(\d+)"$/.exec(header.trim());
-  if (match?.[1] === undefined) throw new HttpError(412, "version_conflict", `If-Match ${header} is not a policy ETag`);
-  return Number(match[1]);
-}
-
-function changeReason(c: Context<AdminApp>): string {
-  const reason = c.req.header("x-meridian-reason")?.trim();
-  if (!reason) throw new HttpError(400, "reason_required", "send x-meridian-reason: why this change is made (it goes to the audit log)");
-  return reason.slice(0, 500);
-}
-
-/** x-meridian-force: <reason> publishes despite invariant violations; admins only. */
-function forceReason(c: Context<AdminApp>): string | undefined {
-  const force = c.req.header("x-meridian-force")?.trim();
-  if (!force) return undefined;
-  if (!hasRole(c.get("role"), "admin")) throw new HttpError(403, "forbidden", "only the admin role may force a publish");
-  return force.slice(0, 500);
-}
-
-function publishAnswer(c: Context<AdminApp>, result: PublishResult) {
-  if (result.ok) {
-    c.header("etag", etag(result.version));
-    return c.json({ version: result.version, summary: result.summary, violations: result.violations });
-  }
-  switch (result.kind) {
-    case "conflict":
-      throw new HttpError(412, "version_conflict", `the live policy is version ${result.currentVersion}; reload, reapply your change and retry`, { currentVersion: result.currentVersion });
-    case "invalid":
-      throw new HttpError(400, "invalid_policy", `${result.errors.length} problem(s): ${result.errors.map((e) => `${e.path ?? ""} ${e.message}`.trim()).join("; ")}`, { issues: result.errors });
-    case "violations":
-      throw new HttpError(422, "policy_violations", `the document breaks ${result.violations.length} invariant(s); fix it, or publish with x-meridian-force: <reason> as admin`, { violations: result.violations });
-  }
-}
 
 async function connectedNodes(env: Env): Promise<NodeRecord[]> {
   const answer = await directory(env).snapshotSince(null, 0);
   return answer.kind === "full" ? answer.nodes : [];
 }
+
+const POLICY_BODY_LIMIT = 512 * 1024;
+const policyStore = (env: Env) => env.POLICY_STORE.get(env.POLICY_STORE.idFromName("global"));
 
 const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
 
@@ -90,6 +25,12 @@ export const admin = new Hono<AdminApp>();
 
 admin.post("/nodes", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(EnrollmentSchema), async (c) => {
   const enrollment = c.req.valid("json");
+  if (enrollment.partner !== undefined) {
+    const carriers = await c.env.CARRIER_STORE.get(c.env.CARRIER_STORE.idFromName("global")).current();
+    if (!carriers.document.partners.some((p) => p.id === enrollment.partner)) {
+      throw new HttpError(400, "unknown_partner", `no carrier partner "${enrollment.partner}" in carriers v${carriers.version}; add it with PUT /admin/carriers/${enrollment.partner} first`);
+    }
+  }
   const { credential, claims } = await issueCredential(c.env.NODE_CREDENTIAL_KEY, enrollment, Date.now());
   const { v: _version, iat: _issued, exp, ...node } = claims;
   return c.json({ credential, node, expiresAt: new Date(exp * 1000).toISOString() }, 201);
@@ -126,6 +67,9 @@ function fleetEntry(n: NodeRecord) {
     free: n.free,
     capacity: n.capacity,
     ...(n.gpu ? { gpu: n.gpu } : {}),
+    ...(n.partner !== undefined ? { partner: n.partner, congestion: n.congestion ?? 0 } : {}),
+    ...(n.kind === "hotspot" ? { tier: n.tier ?? null, users: n.users ?? null, maxMbps: n.maxMbps ?? null } : {}),
+    ...(n.geoFlag !== undefined ? { geoFlag: n.geoFlag } : {}),
     endpoint: n.endpoint,
     connectedAt: new Date(n.connectedAt).toISOString(),
   };
@@ -144,7 +88,7 @@ admin.put("/policy", requireRole("editor"), limit(POLICY_BODY_LIMIT), validJson(
   const reason = changeReason(c);
   const force = forceReason(c);
   const result = await policyStore(c.env).publish({ document: c.req.valid("json"), expectedVersion: expected, actor: c.get("actor"), reason, ...(force ? { forceReason: force } : {}) });
-  return publishAnswer(c, result);
+  return publishAnswer(c, "policy", result);
 });
 
 admin.post("/policy/validate", requireRole("editor"), limit(POLICY_BODY_LIMIT), validJson(z.unknown()), async (c) => {
@@ -194,7 +138,7 @@ admin.post("/policy/rollback", requireRole("editor"), limit(ADMIN_BODY_LIMIT), v
     action: "rollback",
     ...(force ? { forceReason: force } : {}),
   });
-  return publishAnswer(c, result);
+  return publishAnswer(c, "policy", result);
 });
 
 admin.get("/audit", requireRole("viewer"), async (c) => c.json({ entries: await policyStore(c.env).audit() }));

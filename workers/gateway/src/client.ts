@@ -1,4 +1,5 @@
-import { ClientLocationSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
+import { ClientLocationSchema, PartnerIdSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
+import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
 import type { Env } from "./env";
 import { HttpError } from "./errors";
@@ -80,4 +81,44 @@ export function parseResidency(headers: Headers): string | undefined {
   const tag = raw.trim().toLowerCase();
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(tag)) throw new HttpError(400, "invalid_requirements", "x-meridian-residency: a lowercase tag such as eu");
   return tag;
+}
+
+/** x-meridian-carrier: the carrier partner whose subscriber sends this request. */
+export function parseCarrier(headers: Headers): string | undefined {
+  const raw = headers.get("x-meridian-carrier");
+  if (raw === null) return undefined;
+  const parsed = PartnerIdSchema.safeParse(raw.trim().toLowerCase());
+  if (!parsed.success) throw new HttpError(400, "invalid_carrier", `x-meridian-carrier: ${firstIssue(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * Who the subscriber is, for their place on the offload dial: x-meridian-subscriber (an opaque
+ * id the carrier sets), else the client IP. Stable per subscriber, so decisions do not flap.
+ */
+export function subscriberKey(request: Request): string {
+  const explicit = request.headers.get("x-meridian-subscriber");
+  if (explicit !== null && explicit.length > 0) {
+    if (explicit.length > 128) throw new HttpError(400, "invalid_subscriber", "x-meridian-subscriber: at most 128 characters");
+    return explicit;
+  }
+  return request.headers.get("cf-connecting-ip") ?? "anonymous";
+}
+
+/** A node socket arriving at a colo this far from the node's enrolled region is flagged. */
+export const GEO_FLAG_KM = 2000;
+
+/**
+ * The Cloudflare colo a node's socket arrived at (request.cf.colo, an IATA code), or in local
+ * runs the dev-only x-meridian-dev-colo header; flagged when far from the enrolled region.
+ * A colo the catalog does not know cannot be judged and is not flagged.
+ */
+export function geoFlagOf(request: Request, env: Env, enrolledRegion: string): { colo: string; km: number } | null {
+  const devColo = env.DEV_TRUST_CLIENT_GEO === "true" ? request.headers.get("x-meridian-dev-colo") : null;
+  const colo = (devColo ?? (typeof request.cf?.colo === "string" ? request.cf.colo : "")).trim().toLowerCase();
+  const arrived = getRegion(colo);
+  const enrolled = getRegion(enrolledRegion);
+  if (arrived === undefined || enrolled === undefined) return null;
+  const km = Math.round(greatCircleKm(arrived.lat, arrived.lon, enrolled.lat, enrolled.lon));
+  return km > GEO_FLAG_KM ? { colo, km } : null;
 }

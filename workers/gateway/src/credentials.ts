@@ -1,4 +1,4 @@
-import { CredentialClaimsSchema, type CredentialClaims, type Enrollment } from "@meridian/protocol";
+import { CredentialClaimsSchema, DEFAULT_HOTSPOT_MBPS, type CredentialClaims, type Enrollment } from "@meridian/protocol";
 import { HttpError } from "./errors";
 
 /**
@@ -41,6 +41,8 @@ export async function issueCredential(secret: string | undefined, enrollment: En
     region: enrollment.region,
     ...(enrollment.gpu ? { gpu: enrollment.gpu } : {}),
     capacity: enrollment.capacity,
+    ...(enrollment.partner ? { partner: enrollment.partner } : {}),
+    ...(enrollment.kind === "hotspot" ? { maxMbps: enrollment.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
     iat,
     exp: iat + enrollment.ttlDays * 86_400,
   };

@@ -1,11 +1,18 @@
 import { DurableObject } from "cloudflare:workers";
 import type { NodeRecord, NodeUpdate } from "@meridian/protocol";
 import type { Env } from "./env";
+import type { DocumentName } from "./policy-store";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
 export type DirectoryAnswer =
-  | { kind: "full"; epoch: string; version: number; policyVersion: number; nodes: NodeRecord[] }
-  | { kind: "delta"; epoch: string; version: number; policyVersion: number; updates: NodeUpdate[] };
+  | ({ kind: "full"; epoch: string; version: number; nodes: NodeRecord[] } & DocumentVersions)
+  | ({ kind: "delta"; epoch: string; version: number; updates: NodeUpdate[] } & DocumentVersions);
+
+/** Latest published versions of the documents isolates load (policy, carrier partners). */
+export interface DocumentVersions {
+  policyVersion: number;
+  carriersVersion: number;
+}
 
 /** How many recent changes are kept to answer deltas; older callers get a full snapshot. */
 const CHANGE_LOG_LIMIT = 20_000;
@@ -20,8 +27,8 @@ export class Directory extends DurableObject<Env> {
   /** A fresh epoch per instance: versions are comparable only within one epoch. */
   private readonly epoch = crypto.randomUUID();
   private version = 0;
-  /** Latest published policy version; snapshots carry it so isolates know when to reload. */
-  private policyVersion = 0;
+  /** Latest published document versions; snapshots carry them so isolates know when to reload. */
+  private readonly documents: DocumentVersions = { policyVersion: 0, carriersVersion: 0 };
   /** JSON heartbeats received per region hub, for /metrics (in memory: a counter may reset). */
   private readonly heartbeats: Record<string, number> = {};
   /** Node ids in the order they changed; changeVersions[i] is the version of change i. */
@@ -33,8 +40,10 @@ export class Directory extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, record TEXT NOT NULL)");
       ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
-      const stored = ctx.storage.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'policy_version'").toArray()[0];
-      this.policyVersion = stored?.value ?? 0;
+      for (const row of ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")) {
+        if (row.key === "policy_version") this.documents.policyVersion = row.value;
+        if (row.key === "carriers_version") this.documents.carriersVersion = row.value;
+      }
       for (const row of ctx.storage.sql.exec<{ record: string }>("SELECT record FROM nodes")) {
         const record = JSON.parse(row.record) as NodeRecord;
         this.nodes.set(record.id, record);
@@ -76,17 +85,18 @@ export class Directory extends DurableObject<Env> {
     return { nodes: [...this.nodes.values()], heartbeats: { ...this.heartbeats } };
   }
 
-  setPolicyVersion(version: number): void {
-    if (version <= this.policyVersion) return;
-    this.policyVersion = version;
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('policy_version', ?)", version);
+  setDocumentVersion(name: DocumentName, version: number): void {
+    const field = name === "policy" ? "policyVersion" : "carriersVersion";
+    if (version <= this.documents[field]) return;
+    this.documents[field] = version;
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", `${name}_version`, version);
   }
 
   /** Everything changed after `version` of `epoch`, or the full fleet when that is not known. */
   snapshotSince(epoch: string | null, version: number): DirectoryAnswer {
     const oldest = this.changeVersions[0] ?? this.version + 1;
     if (epoch !== this.epoch || version < oldest - 1 || version > this.version) {
-      return { kind: "full", epoch: this.epoch, version: this.version, policyVersion: this.policyVersion, nodes: [...this.nodes.values()] };
+      return { kind: "full", epoch: this.epoch, version: this.version, ...this.documents, nodes: [...this.nodes.values()] };
     }
     const changed = new Set<string>();
     for (let i = this.changeVersions.length - 1; i >= 0 && (this.changeVersions[i] ?? 0) > version; i--) {
@@ -98,6 +108,6 @@ export class Directory extends DurableObject<Env> {
       const record = this.nodes.get(id);
       updates.push(record ?? { id, region: "", gone: true, seq: Number.MAX_SAFE_INTEGER });
     }
-    return { kind: "delta", epoch: this.epoch, version: this.version, policyVersion: this.policyVersion, updates };
+    return { kind: "delta", epoch: this.epoch, version: this.version, ...this.documents, updates };
   }
 }

@@ -1,11 +1,14 @@
 import type { Directory } from "./directory";
-import type { PolicyStore } from "./policy-store";
+import type { OffloadLedger } from "./offload-ledger";
+import type { CarrierStore, PolicyStore } from "./policy-store";
 import type { RegionHub } from "./region-hub";
 
 export interface Env {
   REGION_HUB: DurableObjectNamespace<RegionHub>;
   DIRECTORY: DurableObjectNamespace<Directory>;
   POLICY_STORE: DurableObjectNamespace<PolicyStore>;
+  CARRIER_STORE: DurableObjectNamespace<CarrierStore>;
+  OFFLOAD_LEDGER: DurableObjectNamespace<OffloadLedger>;
   /** Secret. Bearer token of the admin role (everything, incl. enrollment and forced publishes). */
   ADMIN_TOKEN?: string;
   /** Secret, optional. Bearer token of the editor role: validate, dry-run, publish, rollback. */
@@ -21,4 +24,6 @@ export interface Env {
    * x-client-* headers override request.cf so a laptop can play a client anywhere.
    */
   DEV_TRUST_CLIENT_GEO?: string;
+  /** Local chaos tests only: "true" enables POST /admin/offload/ledger/:id/crash. */
+  DEV_CHAOS_HOOKS?: string;
 }

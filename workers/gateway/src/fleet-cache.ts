@@ -1,5 +1,5 @@
 import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
-import type { NodeRecord } from "@meridian/protocol";
+import type { CarrierPartner, NodeRecord } from "@meridian/protocol";
 import { FleetIndex } from "@meridian/routing";
 import type { DirectoryAnswer } from "./directory";
 import type { Env } from "./env";
@@ -13,6 +13,9 @@ export interface EdgeView {
   index: FleetIndex;
   /** null until a policy version has been loaded: callers must then refuse (fail closed). */
   policy: CompiledPolicy | null;
+  /** Carrier partners by id, as of `carriersVersion` (0: none published yet). */
+  carriers: ReadonlyMap<string, CarrierPartner>;
+  carriersVersion: number;
 }
 
 const log = (at: string, err: unknown, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ at, error: String(err), ...extra }));
@@ -29,6 +32,8 @@ export class FleetCache {
   private readonly nodes = new Map<string, NodeRecord>();
   private index: FleetIndex | null = null;
   private policy: CompiledPolicy | null = null;
+  private carriers: ReadonlyMap<string, CarrierPartner> = new Map();
+  private carriersVersion = 0;
   private fetchedAt = 0;
   private refreshing = false;
 
@@ -42,7 +47,7 @@ export class FleetCache {
     } else if (now - this.fetchedAt > SNAPSHOT_REFRESH_MS && !this.refreshing) {
       waitUntil(this.refresh(env).catch((err: unknown) => log("fleet.refresh", err)));
     }
-    return { index: this.index ?? new FleetIndex([]), policy: this.policy };
+    return { index: this.index ?? new FleetIndex([]), policy: this.policy, carriers: this.carriers, carriersVersion: this.carriersVersion };
   }
 
   get snapshotVersion(): number {
@@ -64,6 +69,9 @@ export class FleetCache {
         // A failed load keeps the last good version in force.
         await this.loadPolicy(env).catch((err: unknown) => log("policy.load", err, { wanted: answer.policyVersion, inForce: this.policy?.version }));
       }
+      if (answer.carriersVersion > this.carriersVersion) {
+        await this.loadCarriers(env).catch((err: unknown) => log("carriers.load", err, { wanted: answer.carriersVersion, inForce: this.carriersVersion }));
+      }
     } finally {
       this.refreshing = false;
     }
@@ -74,6 +82,15 @@ export class FleetCache {
     if (this.policy === null || current.version > this.policy.version) {
       this.policy = compilePolicy(current.document, current.version);
       console.log(JSON.stringify({ at: "policy.loaded", version: current.version }));
+    }
+  }
+
+  private async loadCarriers(env: Env): Promise<void> {
+    const current = await env.CARRIER_STORE.get(env.CARRIER_STORE.idFromName("global")).current();
+    if (current.version > this.carriersVersion) {
+      this.carriers = new Map(current.document.partners.map((p) => [p.id, p]));
+      this.carriersVersion = current.version;
+      console.log(JSON.stringify({ at: "carriers.loaded", version: current.version, partners: this.carriers.size }));
     }
   }
 

@@ -1,12 +1,26 @@
 import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
-import type { NodeRecord } from "@meridian/protocol";
+import { DEFAULT_HOTSPOT_MBPS, type CarrierPartner, type NodeRecord, type Requirements } from "@meridian/protocol";
 import { REGIONS, regionIndex } from "@meridian/regions";
-import { explainExclusions, route, slotContext, type Candidate, type FleetIndex, type NodeFilter, type SlotPolicy } from "@meridian/routing";
+import {
+  DialBook,
+  chooseOffload,
+  explainExclusions,
+  hotspotCensus,
+  route,
+  slotContext,
+  subscriberBucket,
+  type Candidate,
+  type FleetIndex,
+  type NodeFilter,
+  type OffloadDecision,
+  type SlotPolicy,
+} from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { admin } from "./admin";
+import { carriersAdmin } from "./admin-carriers";
 import { bearerToken, requireRole } from "./auth";
-import { parseRequirements, parseResidency, resolveClient } from "./client";
+import { geoFlagOf, parseCarrier, parseRequirements, parseResidency, resolveClient, subscriberKey } from "./client";
 import { verifyCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError, errorBody, renderError } from "./errors";
@@ -14,10 +28,13 @@ import { FleetCache } from "./fleet-cache";
 import { Metrics } from "./metrics";
 import { outliers } from "./outliers";
 import { DEFAULT_HEADERS_TIMEOUT_MS, proxyToCandidates } from "./proxy";
-import { VERIFIED_CLAIMS_HEADER } from "./region-hub";
+import { hourlyCreditCap } from "./offload-ledger";
+import { GEO_FLAG_HEADER, VERIFIED_CLAIMS_HEADER } from "./region-hub";
+import { UsageRecorder, countedBody } from "./usage";
 
 export { Directory } from "./directory";
-export { PolicyStore } from "./policy-store";
+export { OffloadLedger } from "./offload-ledger";
+export { CarrierStore, PolicyStore } from "./policy-store";
 export { RegionHub } from "./region-hub";
 
 type App = { Bindings: Env };
@@ -26,6 +43,10 @@ type App = { Bindings: Env };
 const fleet = new FleetCache();
 const metrics = new Metrics();
 const notEjected: NodeFilter = (node) => (outliers.isEjected(node.id) ? "ejected" : null);
+/** Offload boost state per backbone node (see DialBook). */
+const dials = new DialBook();
+const usage = new UsageRecorder();
+const HOUR_MS = 3600_000;
 /** Seconds a client should wait when no node can take the request. */
 const RETRY_AFTER_S = "2";
 /** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
@@ -65,7 +86,8 @@ async function decide(c: Context<App>) {
   const client = resolveClient(c.req.raw, c.env);
   const requirements = parseRequirements(c.req.raw.headers);
   const residency = parseResidency(c.req.raw.headers);
-  const { index, policy } = await fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
+  const view = await fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
+  const { index, policy } = view;
   // Fail closed: without a policy nobody knows what is allowed, so nothing is routed.
   if (policy === null) throw new HttpError(503, "policy_unavailable", "no routing policy is loaded yet; nothing is routed blind", {}, { "retry-after": RETRY_AFTER_S });
   if (residency !== undefined && !policy.residencies.has(residency)) {
@@ -76,15 +98,40 @@ async function decide(c: Context<App>) {
     ...(client.location?.subdivision ? { subdivision: client.location.subdivision } : {}),
     ...(residency ? { residency } : {}),
   });
+  const carrier = carrierOf(c, requirements, view.carriers, view.carriersVersion);
   const startedAt = performance.now();
-  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge), ...(outliers.active ? { filter: notEjected } : {}) });
+  const allowed = slotPolicy(judge);
+  const filter = outliers.active ? { filter: notEjected } : {};
+  let decision: { candidates: Candidate[]; examined: number };
+  let offload: OffloadDecision | null = null;
+  if (carrier === null) decision = route(index, { client: client.location, requirements, allowed, ...filter });
+  else {
+    offload = chooseOffload(index, { client: client.location, partner: carrier, bucket: subscriberBucket(subscriberKey(c.req.raw)), dials, allowed, ...filter });
+    decision = offload;
+  }
   metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
-  return { client, requirements, residency, index, policy, judge, decision };
+  return { client, requirements, residency, index, policy, judge, decision, carrier, offload };
+}
+
+/** The carrier partner named by x-meridian-carrier, or null for an ordinary request. */
+function carrierOf(c: Context<App>, requirements: Requirements, carriers: ReadonlyMap<string, CarrierPartner>, version: number): CarrierPartner | null {
+  const id = parseCarrier(c.req.raw.headers);
+  if (id === undefined) return null;
+  if (requirements.kind !== undefined && requirements.kind !== "hotspot") {
+    throw new HttpError(400, "invalid_requirements", "x-meridian-carrier requests are served by hotspots or the partner's backbone: send x-meridian-kind: hotspot or nothing");
+  }
+  const partner = carriers.get(id);
+  if (partner === undefined) throw new HttpError(400, "unknown_partner", `no carrier partner "${id}" in carriers v${version}`);
+  return partner;
 }
 
 /** Why nothing qualified: 451 when the policy refused nodes that could otherwise serve, else 503. */
 function refusal(index: FleetIndex, policy: CompiledPolicy, judge: NodeJudge, decision: Awaited<ReturnType<typeof decide>>): HttpError {
-  const unrestricted = route(index, { client: decision.client.location, requirements: decision.requirements, fallbacks: 0 });
+  const client = decision.client.location;
+  const unrestricted =
+    decision.carrier === null
+      ? route(index, { client, requirements: decision.requirements, fallbacks: 0 })
+      : chooseOffload(index, { client, partner: decision.carrier, bucket: 0, dials: new DialBook() });
   const nearest = unrestricted.candidates[0];
   if (nearest === undefined) {
     return new HttpError(503, "no_healthy_node", "no healthy node can serve this request right now", {}, { "retry-after": RETRY_AFTER_S });
@@ -137,6 +184,7 @@ app.get("/route", async (c) => {
     excluded: explainExclusions(index, requirements, filter).map((x) =>
       x.reason.startsWith(POLICY_REASON) ? { id: x.id, region: x.region, reason: "policy", rules: x.reason.slice(POLICY_REASON.length).split(",") } : x,
     ),
+    ...(decided.offload !== null && decided.carrier !== null ? { offload: explainOffload(decided.offload, decided.carrier, decided) } : {}),
     fleetSize: index.size,
     snapshotVersion: fleet.snapshotVersion,
     policyVersion: policy.version,
@@ -149,6 +197,22 @@ app.get("/route", async (c) => {
   return c.json(body);
 });
 
+/** Why this carrier request goes where it goes: the dial, the subscriber's place on it, nearby hotspots. */
+function explainOffload(offload: OffloadDecision, partner: CarrierPartner, decided: Awaited<ReturnType<typeof decide>>) {
+  const byPolicy = policyFilter(decided.judge);
+  const client = decided.client.location;
+  return {
+    partner: partner.id,
+    route: offload.route,
+    reason: offload.reason,
+    clientRegion: offload.clientRegion,
+    subscriberBucket: round(offload.bucket),
+    dial: offload.dial === null ? null : { ...offload.dial, percent: round(offload.dial.percent), base: partner.offload.dial.base, max: partner.offload.dial.max },
+    rules: partner.offload,
+    hotspots: client === null ? null : hotspotCensus(decided.index, client, partner.offload, (node) => notEjected(node) ?? byPolicy(node)),
+  };
+}
+
 app.all("/v1/*", async (c) => {
   const decided = await decide(c);
   if (decided.decision.candidates.length === 0) throw refusal(decided.index, decided.policy, decided.judge, decided);
@@ -159,11 +223,42 @@ app.all("/v1/*", async (c) => {
     const ejection = outliers.recordFailure(node.id, node.region, regionSize, failure);
     if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
   }, headersTimeout(c.env));
-  const response = new Response(outcome.response.body, outcome.response);
-  response.headers.set("x-meridian-node", outcome.node.id);
-  response.headers.set("x-meridian-region", outcome.node.region);
-  response.headers.set("x-meridian-route", outcome.attempt === 0 ? "primary" : "failover");
+  const { carrier, offload } = decided;
+  if (carrier === null || offload === null) {
+    const response = new Response(outcome.response.body, outcome.response);
+    response.headers.set("x-meridian-node", outcome.node.id);
+    response.headers.set("x-meridian-region", outcome.node.region);
+    response.headers.set("x-meridian-route", outcome.attempt === 0 ? "primary" : "failover");
+    response.headers.set("x-meridian-policy-version", String(decided.policy.version));
+    return response;
+  }
+  // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
+  const served = outcome.node;
+  const routeName = served.kind === "hotspot" ? "offload" : "backbone";
+  const counted = countedBody(outcome.response.body, c.req.raw.signal);
+  const response = new Response(counted.body, outcome.response);
+  response.headers.set("x-meridian-node", served.id);
+  response.headers.set("x-meridian-region", served.region);
+  response.headers.set("x-meridian-route", routeName);
+  response.headers.set("x-meridian-carrier", carrier.id);
+  response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? offload.reason : "hotspot-failed");
   response.headers.set("x-meridian-policy-version", String(decided.policy.version));
+  const startedAt = Date.now();
+  c.executionCtx.waitUntil(
+    counted.ended.then((end) =>
+      usage.record(c.env, carrier.id, {
+        id: crypto.randomUUID(),
+        hour: Math.floor(startedAt / HOUR_MS) * HOUR_MS,
+        node: served.id,
+        region: offload.clientRegion ?? served.region,
+        route: routeName,
+        bytes: end.bytes,
+        aborted: end.aborted,
+        flagged: served.geoFlag !== undefined,
+        creditCapBytes: routeName === "offload" ? hourlyCreditCap(served.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
+      }),
+    ),
+  );
   return response;
 });
 
@@ -178,6 +273,10 @@ app.get("/nodes/connect", async (c) => {
   const claims = await verifyCredential(c.env.NODE_CREDENTIAL_KEY, token, Date.now());
   const headers = new Headers(c.req.raw.headers);
   headers.set(VERIFIED_CLAIMS_HEADER, JSON.stringify(claims));
+  // Where the socket arrived vs where the node is enrolled (anti-gaming); never trusted from the node.
+  headers.delete(GEO_FLAG_HEADER);
+  const geoFlag = geoFlagOf(c.req.raw, c.env, claims.region);
+  if (geoFlag !== null) headers.set(GEO_FLAG_HEADER, JSON.stringify(geoFlag));
   const hub = c.env.REGION_HUB.get(c.env.REGION_HUB.idFromName(claims.region));
   return hub.fetch(new Request(c.req.raw, { headers }));
 });
@@ -185,5 +284,6 @@ app.get("/nodes/connect", async (c) => {
 // ---- admin ----------------------------------------------------------------------------
 
 app.route("/admin", admin);
+app.route("/admin", carriersAdmin);
 
 export default app;

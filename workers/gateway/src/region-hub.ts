@@ -9,6 +9,8 @@ import {
   PING_FRAME,
   PONG_FRAME,
   PROTOCOL_VERSION,
+  DEFAULT_HOTSPOT_MBPS,
+  tierForMbps,
   type CredentialClaims,
   type GatewayMessage,
   type Heartbeat,
@@ -19,17 +21,22 @@ import {
   type NodeRecord,
   type NodeUpdate,
 } from "@meridian/protocol";
+import { z } from "zod";
 import type { Env } from "./env";
+
+const GeoFlagSchema = z.strictObject({ colo: z.string().max(8), km: z.number().min(0) });
 
 /** Header on the internal upgrade request: the claims the gateway already verified. */
 export const VERIFIED_CLAIMS_HEADER = "x-meridian-verified-claims";
+/** Header on the internal upgrade request: JSON {colo, km} when the node connected from far outside its region. */
+export const GEO_FLAG_HEADER = "x-meridian-geo-flag";
 
 /** Never sweep more often than this, however close deadlines are. */
 const MIN_SWEEP_GAP_MS = 50;
 /** Coalescing window for pushes to the Directory: bursts of joins travel as one call. */
 const PUSH_DELAY_MS = 25;
 const PUSH_RETRY_MS = 1000;
-/** A load change smaller than this is not worth a Directory update. */
+/** A load (or congestion) change smaller than this is not worth a Directory update. */
 const LOAD_STEP = 0.05;
 
 /** Per-socket state, kept in the socket attachment so it survives hibernation. */
@@ -42,6 +49,8 @@ interface Attachment {
   heartbeatMs: number;
   /** Load as last sent to the Directory: steps are measured from here, so slow drift still arrives. */
   pushedLoad: number;
+  /** Set by the gateway when the socket arrived far from the enrolled region. */
+  geoFlag?: { colo: string; km: number };
   /** Liveness bookkeeping across sweeps (see stepLiveness). */
   goodChecks: number;
   recentDowns: number[];
@@ -86,7 +95,8 @@ export class RegionHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
     this.ctx.acceptWebSocket(server, [claims.data.id]);
-    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0, goodChecks: 0, recentDowns: [] };
+    const geoFlag = GeoFlagSchema.safeParse(JSON.parse(request.headers.get(GEO_FLAG_HEADER) ?? "null"));
+    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0, goodChecks: 0, recentDowns: [], ...(geoFlag.success ? { geoFlag: geoFlag.data } : {}) };
     server.serializeAttachment(attachment);
     await this.sweepBy(now + HELLO_TIMEOUT_MS);
     return new Response(null, { status: 101, webSocket: client });
@@ -213,6 +223,9 @@ export class RegionHub extends DurableObject<Env> {
       kind: claims.kind,
       region: claims.region,
       ...(claims.gpu ? { gpu: claims.gpu } : {}),
+      ...(claims.partner ? { partner: claims.partner, congestion: 0 } : {}),
+      ...(claims.kind === "hotspot" ? { maxMbps: claims.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
+      ...(state.geoFlag ? { geoFlag: state.geoFlag } : {}),
       capacity: hello.capacity,
       endpoint: hello.endpoint.replace(/\/+$/, ""),
       health: "healthy",
@@ -230,14 +243,27 @@ export class RegionHub extends DurableObject<Env> {
     this.push(state.record);
     void this.sweepBy(now + hello.heartbeatMs * MISSED_HEARTBEATS_SUSPECT + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
     console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
+    if (state.geoFlag) console.warn(JSON.stringify({ at: "hub.geo_flag", node: claims.id, region: claims.region, colo: state.geoFlag.colo, km: state.geoFlag.km }));
   }
 
   private onHeartbeat(ws: WebSocket, state: Attachment, record: NodeRecord, beat: Heartbeat): void {
     const free = Math.min(beat.free, record.capacity);
-    const stepped = Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 || (free === 0) !== (record.free === 0) || record.health === "suspect";
+    // A hotspot cannot claim a better tier than its enrolled backhaul supports.
+    const tier = record.kind === "hotspot" && beat.tier !== undefined ? Math.min(beat.tier, tierForMbps(record.maxMbps ?? DEFAULT_HOTSPOT_MBPS)) : undefined;
+    const congestion = record.kind === "carrier" ? beat.congestion : undefined;
+    const stepped =
+      Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 ||
+      (free === 0) !== (record.free === 0) ||
+      record.health === "suspect" ||
+      (tier !== undefined && tier !== record.tier) ||
+      (congestion !== undefined && Math.abs(congestion - (record.congestion ?? 0)) >= LOAD_STEP - 1e-9);
     record.load = beat.load;
     record.inFlight = beat.inFlight;
     record.free = free;
+    if (tier !== undefined) record.tier = tier;
+    if (beat.users !== undefined && record.kind === "hotspot") record.users = beat.users;
+    // Congestion moves in steps like load, so the Directory is not told about every wobble.
+    if (congestion !== undefined && (stepped || record.congestion === undefined)) record.congestion = congestion;
     if (record.health === "down") this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
     if (stepped) {
       state.pushedLoad = beat.load;

@@ -19,8 +19,8 @@ export interface TestNode {
 }
 
 /** Opens a node socket through the gateway, as an agent would. */
-export async function openNode(credential: string): Promise<TestNode> {
-  const res = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${credential}` } });
+export async function openNode(credential: string, extraHeaders: Record<string, string> = {}): Promise<TestNode> {
+  const res = await SELF.fetch(`${BASE}/nodes/connect`, { headers: { upgrade: "websocket", authorization: `Bearer ${credential}`, ...extraHeaders } });
   const ws = res.webSocket;
   if (ws === null) throw new Error(`upgrade refused: ${res.status} ${await res.text()}`);
   ws.accept();
@@ -50,10 +50,10 @@ export function hello(id: string, over: Partial<Hello> = {}): string {
 }
 
 /** Enrolls, connects and says hello; resolves once welcomed. */
-export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}): Promise<TestNode> {
-  const gpu = over.kind === "hotspot" ? undefined : { class: "h100", vramGb: 80, count: 8 };
+export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}, connectHeaders: Record<string, string> = {}): Promise<TestNode> {
+  const gpu = over.kind === undefined || over.kind === "gpu" ? { class: "h100", vramGb: 80, count: 8 } : undefined;
   const enrollment = { id, kind: "gpu", region, gpu, capacity: 8, ...over };
-  const node = await openNode(await enroll(enrollment));
+  const node = await openNode(await enroll(enrollment), connectHeaders);
   node.ws.send(hello(id, { kind: enrollment.kind as Hello["kind"], gpu: enrollment.gpu as Hello["gpu"] }));
   const welcome = await node.next();
   if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);

@@ -34,7 +34,9 @@ const USAGE = formatUsage(
     { flag: "--credential TOKEN", description: "node credential (or env MERIDIAN_NODE_CREDENTIAL)" },
     { flag: "--admin-token T", description: "enroll with this admin token when no credential (or env ADMIN_TOKEN)" },
     { flag: "--id ID", description: "node id, e.g. nrt-gpu-1 (required unless the credential carries it)" },
-    { flag: "--kind gpu|hotspot", description: "node kind (required unless the credential carries it)" },
+    { flag: "--kind gpu|hotspot|carrier", description: "node kind (required unless the credential carries it)" },
+    { flag: "--partner ID", description: "carrier partner of a --kind carrier backbone node" },
+    { flag: "--max-mbps N", description: "enrolled backhaul of a hotspot, Mbit/s (caps its tier and credited bytes)" },
     { flag: "--region ID", description: "region id, e.g. nrt (required to enroll)" },
     { flag: "--gpu CLASS", description: `GPU class for gpu nodes: ${GPU_CLASSES.join(", ")}` },
     { flag: "--vram GB", description: "memory per GPU in GB (default: the class's usual size)" },
@@ -62,6 +64,8 @@ interface NodeSettings {
   region: string | undefined;
   gpu: GpuHardware | undefined;
   capacity: number;
+  partner: string | undefined;
+  maxMbps: number | undefined;
 }
 
 async function main(): Promise<void> {
@@ -77,6 +81,8 @@ async function main(): Promise<void> {
         vram: { type: "string" },
         gpus: { type: "string" },
         capacity: { type: "string" },
+        partner: { type: "string" },
+        "max-mbps": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -105,13 +111,21 @@ async function main(): Promise<void> {
       throw new UsageError("give --credential (or MERIDIAN_NODE_CREDENTIAL), or --admin-token (or ADMIN_TOKEN) to enroll");
     }
     if (settings.region === undefined) throw new UsageError("--region is required to enroll");
-    const { id, kind, region, gpu, capacity } = settings;
-    credential = await enrollNode(gatewayUrl, adminToken, { id, kind, region, gpu, capacity });
+    const { id, kind, region, gpu, capacity, partner, maxMbps } = settings;
+    credential = await enrollNode(gatewayUrl, adminToken, { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}) });
     log.info(`enrolled at ${gatewayUrl} (${kind}${gpu ? ` ${gpu.count}x ${gpu.class} ${gpu.vramGb} GB` : ""}, capacity ${capacity})`);
   }
 
   const workload = new NodeWorkload(
-    { id: settings.id, kind: settings.kind, region: settings.region ?? "", gpu: settings.gpu, capacity: settings.capacity },
+    {
+      id: settings.id,
+      kind: settings.kind,
+      region: settings.region ?? "",
+      gpu: settings.gpu,
+      capacity: settings.capacity,
+      ...(settings.partner ? { partner: settings.partner } : {}),
+      ...(settings.maxMbps ? { maxMbps: settings.maxMbps } : {}),
+    },
     { tokenMs, logger: log },
   );
   const server = createWorkloadServer(workload);
@@ -185,7 +199,7 @@ function credentialClaims(credential: string): CredentialClaims | undefined {
 }
 
 function nodeSettings(
-  values: Partial<Record<"id" | "kind" | "region" | "gpu" | "vram" | "gpus" | "capacity", string>>,
+  values: Partial<Record<"id" | "kind" | "region" | "gpu" | "vram" | "gpus" | "capacity" | "partner" | "max-mbps", string>>,
   claims: CredentialClaims | undefined,
 ): NodeSettings {
   const id = values.id ?? claims?.id;
@@ -194,9 +208,13 @@ function nodeSettings(
     throw new UsageError(`--id "${id}" is invalid: 3-63 chars of a-z, 0-9 and '-', starting with a letter or digit`);
   }
   const kindValue = values.kind ?? claims?.kind;
-  if (kindValue === undefined) throw new UsageError("--kind is required (gpu or hotspot)");
+  if (kindValue === undefined) throw new UsageError("--kind is required (gpu, hotspot or carrier)");
   const kind = NodeKindSchema.safeParse(kindValue);
-  if (!kind.success) throw new UsageError(`--kind must be gpu or hotspot, got "${kindValue}"`);
+  if (!kind.success) throw new UsageError(`--kind must be gpu, hotspot or carrier, got "${kindValue}"`);
+  const partner = values.partner ?? claims?.partner;
+  if ((kind.data === "carrier") !== (partner !== undefined)) throw new UsageError("--partner is required for --kind carrier and only for it");
+  const maxMbps = intFlag("max-mbps", values["max-mbps"], 1, 100_000) ?? claims?.maxMbps;
+  if (maxMbps !== undefined && kind.data !== "hotspot") throw new UsageError("--max-mbps only applies to --kind hotspot");
 
   let gpu: GpuHardware | undefined;
   if (kind.data === "gpu") {
@@ -213,7 +231,7 @@ function nodeSettings(
     throw new UsageError("--gpu, --vram and --gpus only apply to --kind gpu");
   }
   const capacity = intFlag("capacity", values.capacity, 1, 100_000) ?? claims?.capacity ?? DEFAULT_CAPACITY;
-  return { id, kind: kind.data, region: values.region ?? claims?.region, gpu, capacity };
+  return { id, kind: kind.data, region: values.region ?? claims?.region, gpu, capacity, partner, maxMbps };
 }
 
 runMain(COMMAND, main);

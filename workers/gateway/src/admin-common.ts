@@ -1,0 +1,74 @@
+import { zValidator } from "@hono/zod-validator";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { ZodType } from "zod";
+import { hasRole, type AdminVariables } from "./auth";
+import type { Env } from "./env";
+import { HttpError } from "./errors";
+import type { DocumentName, PublishResult } from "./policy-store";
+
+/** Helpers every admin route shares: validation, body limits, compare-and-swap headers, publish answers. */
+export type AdminApp = { Bindings: Env; Variables: AdminVariables };
+
+export const ADMIN_BODY_LIMIT = 64 * 1024;
+
+/** zod validation at the edge of a route, with the one error format. */
+export function validJson<T extends ZodType>(schema: T) {
+  return zValidator("json", schema, (result) => {
+    if (!result.success) {
+      const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+      const first = issues[0];
+      throw new HttpError(400, "invalid_body", first ? `${first.path || "body"}: ${first.message}` : "invalid body", { issues });
+    }
+  });
+}
+
+export const limit = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new HttpError(413, "body_too_large", `this request body is limited to ${maxSize} bytes`);
+    },
+  });
+
+export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("global"));
+export const etag = (version: number) => `"v${version}"`;
+
+/** If-Match is required for every write: it names the version the editor started from. */
+export function expectedVersion(c: Context<AdminApp>): number {
+  const header = c.req.header("if-match");
+  if (header === undefined) throw new HttpError(428, "precondition_required", 'send If-Match with the ETag of the version you edited (e.g. "v3")');
+  const match = /^(?:W\/)?"v(\d+)"$/.exec(header.trim());
+  if (match?.[1] === undefined) throw new HttpError(412, "version_conflict", `If-Match ${header} is not a version ETag such as "v3"`);
+  return Number(match[1]);
+}
+
+export function changeReason(c: Context<AdminApp>): string {
+  const reason = c.req.header("x-meridian-reason")?.trim();
+  if (!reason) throw new HttpError(400, "reason_required", "send x-meridian-reason: why this change is made (it goes to the audit log)");
+  return reason.slice(0, 500);
+}
+
+/** x-meridian-force: <reason> publishes despite invariant violations; admins only. */
+export function forceReason(c: Context<AdminApp>): string | undefined {
+  const force = c.req.header("x-meridian-force")?.trim();
+  if (!force) return undefined;
+  if (!hasRole(c.get("role"), "admin")) throw new HttpError(403, "forbidden", "only the admin role may force a publish");
+  return force.slice(0, 500);
+}
+
+export function publishAnswer(c: Context<AdminApp>, document: DocumentName, result: PublishResult) {
+  if (result.ok) {
+    c.header("etag", etag(result.version));
+    return c.json({ version: result.version, summary: result.summary, violations: result.violations });
+  }
+  switch (result.kind) {
+    case "conflict":
+      throw new HttpError(412, "version_conflict", `the live ${document} document is version ${result.currentVersion}; reload, reapply your change and retry`, { currentVersion: result.currentVersion });
+    case "invalid":
+      throw new HttpError(400, document === "policy" ? "invalid_policy" : "invalid_document", `${result.errors.length} problem(s): ${result.errors.map((e) => `${e.path ?? ""} ${e.message}`.trim()).join("; ")}`, { issues: result.errors });
+    case "violations":
+      throw new HttpError(422, "policy_violations", `the document breaks ${result.violations.length} invariant(s); fix it, or publish with x-meridian-force: <reason> as admin`, { violations: result.violations });
+  }
+}
+

@@ -1,0 +1,146 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "./env";
+
+/** One served carrier request, as the gateway reports it once its response body has ended. */
+export interface UsageEntry {
+  /** Unique per request: the ledger applies an id once, so a retried write never counts twice. */
+  id: string;
+  /** Start of the hour the request began in, ms since the epoch. */
+  hour: number;
+  node: string;
+  /** The subscriber's region (nearest catalog region), or the node's when unknown. */
+  region: string;
+  route: "offload" | "backbone";
+  /** Response body bytes handed to the client. */
+  bytes: number;
+  /** The client went away before the body ended. */
+  aborted: boolean;
+  /** The hotspot connected from far outside its enrolled region. */
+  flagged: boolean;
+  /** Offload only: the most this hotspot may be credited in one hour (enrolled backhaul). */
+  creditCapBytes: number | null;
+}
+
+export interface UsageRow {
+  hour: string;
+  node: string;
+  region: string;
+  route: "offload" | "backbone";
+  requests: number;
+  bytes: number;
+  /** Bytes the hotspot is paid for: offloaded bytes up to its hourly cap; 0 for backbone rows. */
+  creditedBytes: number;
+  abortedRequests: number;
+  flaggedRequests: number;
+}
+
+export interface UsageTotals {
+  requests: number;
+  bytes: number;
+  creditedBytes: number;
+  abortedRequests: number;
+  flaggedRequests: number;
+}
+
+/** Bytes one hotspot with this enrolled backhaul can move in an hour. */
+export function hourlyCreditCap(maxMbps: number): number {
+  return Math.floor((maxMbps * 1_000_000 * 3600) / 8);
+}
+
+/** Applied ids are kept this long: far longer than any write is retried. */
+const APPLIED_RETENTION_MS = 24 * 3600_000;
+
+type Row = { hour: number; node: string; region: string; route: "offload" | "backbone"; requests: number; bytes: number; credited_bytes: number; aborted: number; flagged: number };
+
+/**
+ * The usage ledger of one carrier partner: requests and bytes per hour x node x region x
+ * route in SQLite. Writes are idempotent by entry id and applied in one transaction per
+ * batch, so a batch retried after a crash or a lost answer is counted exactly once.
+ */
+export class OffloadLedger extends DurableObject<Env> {
+  private writesSincePrune = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const sql = ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS usage (
+      hour INTEGER NOT NULL, node TEXT NOT NULL, region TEXT NOT NULL, route TEXT NOT NULL,
+      requests INTEGER NOT NULL, bytes INTEGER NOT NULL, credited_bytes INTEGER NOT NULL,
+      aborted INTEGER NOT NULL, flagged INTEGER NOT NULL,
+      PRIMARY KEY (hour, node, region, route))`);
+    sql.exec("CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
+    sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
+  }
+
+  /** Applies a batch; returns how many entries were new (the rest had been applied before). */
+  record(entries: UsageEntry[]): { applied: number; duplicates: number } {
+    const sql = this.ctx.storage.sql;
+    const now = Date.now();
+    let applied = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const e of entries) {
+        if (sql.exec("SELECT 1 FROM applied WHERE id = ?", e.id).toArray().length > 0) continue;
+        sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", e.id, now);
+        const credited = e.route === "offload" ? this.creditable(e) : 0;
+        sql.exec(
+          `INSERT INTO usage (hour, node, region, route, requests, bytes, credited_bytes, aborted, flagged) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+           ON CONFLICT (hour, node, region, route) DO UPDATE SET requests = requests + 1, bytes = bytes + excluded.bytes,
+             credited_bytes = credited_bytes + excluded.credited_bytes, aborted = aborted + excluded.aborted, flagged = flagged + excluded.flagged`,
+          e.hour, e.node, e.region, e.route, e.bytes, credited, e.aborted ? 1 : 0, e.flagged ? 1 : 0,
+        );
+        applied++;
+      }
+    });
+    this.writesSincePrune += entries.length;
+    if (this.writesSincePrune > 10_000) {
+      this.writesSincePrune = 0;
+      sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
+    }
+    return { applied, duplicates: entries.length - applied };
+  }
+
+  /** Rows with hour in [fromHour, toHour), ordered for settlement, plus totals per route. */
+  usage(fromMs: number, toMs: number): { rows: UsageRow[]; totals: Record<"offload" | "backbone", UsageTotals> } {
+    const rows = this.ctx.storage.sql
+      .exec<Row>("SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, node, region, route", fromMs, toMs)
+      .toArray()
+      .map(
+        (r): UsageRow => ({
+          hour: new Date(r.hour).toISOString(),
+          node: r.node,
+          region: r.region,
+          route: r.route,
+          requests: r.requests,
+          bytes: r.bytes,
+          creditedBytes: r.credited_bytes,
+          abortedRequests: r.aborted,
+          flaggedRequests: r.flagged,
+        }),
+      );
+    const empty = (): UsageTotals => ({ requests: 0, bytes: 0, creditedBytes: 0, abortedRequests: 0, flaggedRequests: 0 });
+    const totals = { offload: empty(), backbone: empty() };
+    for (const r of rows) {
+      const t = totals[r.route];
+      t.requests += r.requests;
+      t.bytes += r.bytes;
+      t.creditedBytes += r.creditedBytes;
+      t.abortedRequests += r.abortedRequests;
+      t.flaggedRequests += r.flaggedRequests;
+    }
+    return { rows, totals };
+  }
+
+  /** Test and chaos hook: drops this instance as a crash would; storage stays. */
+  crash(): void {
+    this.ctx.abort("crash requested");
+  }
+
+  /** How much of this entry the hotspot may still be credited in its hour. */
+  private creditable(e: UsageEntry): number {
+    if (e.creditCapBytes === null) return e.bytes;
+    const row = this.ctx.storage.sql
+      .exec<{ c: number | null }>("SELECT SUM(credited_bytes) AS c FROM usage WHERE hour = ? AND node = ? AND route = 'offload'", e.hour, e.node)
+      .toArray()[0];
+    return Math.max(0, Math.min(e.bytes, e.creditCapBytes - (row?.c ?? 0)));
+  }
+}
