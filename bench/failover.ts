@@ -20,7 +20,7 @@ import { silentLogger, startSimulator, type SimulatorHandle } from "@meridian/no
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
 import { killGroup, spawnGroup } from "./lib/process";
-import { bundleGateway, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
 
 const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
 const POLL_MS = 50;
@@ -136,7 +136,7 @@ export async function runFailoverBench(options: { smoke: boolean }): Promise<Rec
   const cleanups: Array<() => unknown> = [];
   try {
     bundleGateway(dir);
-    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: SECRETS, durableObjects: ["RegionHub", "Directory", "PolicyStore"] });
+    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: SECRETS, durableObjects: GATEWAY_DURABLE_OBJECTS });
     cleanups.push(() => gateway.stop());
     pin(gateway.process.pid, 0);
     if (has("taskset")) {

@@ -13,7 +13,7 @@ import { Agent, request as httpRequest } from "node:http";
 import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
 import { summarize } from "./lib/stats";
-import { bundleGateway, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
 
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
@@ -113,7 +113,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
       port: await freePort(),
       module: "index.js",
       text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" },
-      durableObjects: ["RegionHub", "Directory", "PolicyStore"],
+      durableObjects: GATEWAY_DURABLE_OBJECTS,
     });
     cleanups.push(() => gateway.stop());
     results.workerd_start_ms = Math.round(performance.now() - gatewayStartedAt);

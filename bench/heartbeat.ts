@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../scripts/dev-gateway";
 import { killGroup, startSimProcess } from "./lib/process";
-import { bundleGateway, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
 
 const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
 
@@ -48,7 +48,7 @@ export async function runHeartbeatBench(options: { smoke: boolean }): Promise<Re
   for (const nodes of steps) {
     const dir = mkdtempSync(join(tmpdir(), "meridian-hb-"));
     bundleGateway(dir);
-    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: SECRETS, durableObjects: ["RegionHub", "Directory", "PolicyStore"] });
+    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: SECRETS, durableObjects: GATEWAY_DURABLE_OBJECTS });
     if (spawnSync("sh", ["-c", "command -v taskset"]).status === 0 && gateway.process.pid !== undefined) {
       spawnSync("taskset", ["-a", "-p", "-c", "0", String(gateway.process.pid)], { stdio: "ignore" });
     }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
-import { bundleGateway, startWorkerd, workerdBinary } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary } from "./lib/workerd";
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -24,7 +24,7 @@ bundleGateway(dir);
 const port = await freePort();
 const inspectorPort = await freePort();
 // startWorkerd writes the config; restart the same config with the inspector on.
-(await startWorkerd({ dir, port, module: "index.js", text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: ["RegionHub", "Directory", "PolicyStore"] })).stop();
+(await startWorkerd({ dir, port, module: "index.js", text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: GATEWAY_DURABLE_OBJECTS })).stop();
 await new Promise((r) => setTimeout(r, 300));
 const workerd = spawnGroup(workerdBinary(), ["serve", "--experimental", `--inspector-addr=127.0.0.1:${inspectorPort}`, join(dir, "config.capnp")], { stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 1500));

@@ -2,7 +2,7 @@
  * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
  * the parts do not disturb each other. Prints tables for people; `--json` also writes
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
- * `--only routing,gateway,heartbeat,failover` picks parts.
+ * `--only routing,gateway,heartbeat,failover,offload` picks parts.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -12,11 +12,12 @@ import { REPO_ROOT } from "../scripts/dev-gateway";
 import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
+import { runOffloadBench } from "./offload";
 import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
-const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover").split(","));
+const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,offload").split(","));
 const smoke = values.smoke ?? false;
 
 const GOALS: Record<string, string> = {
@@ -30,6 +31,8 @@ const GOALS: Record<string, string> = {
   failover_close_ms_p99: "<= 1000",
   failover_silent_ms_p99: "<= 3500",
   failover_false_downs: "0",
+  offload_ledger_requests_missing: "0",
+  offload_ledger_bytes_missing: "0",
 };
 
 /** The baselines come from Debian: install them for a full run when missing (root only). */
@@ -53,6 +56,7 @@ if (parts.has("routing")) Object.assign(results, await runRoutingBench({ smoke }
 if (parts.has("gateway")) Object.assign(results, await runGatewayBench({ smoke }));
 if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smoke }));
 if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke }));
+if (parts.has("offload")) Object.assign(results, await runOffloadBench({ smoke }));
 
 printTable(
   "results",

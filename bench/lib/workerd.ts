@@ -39,6 +39,11 @@ export interface WorkerdOptions {
 
 const quote = (s: string) => JSON.stringify(s);
 
+/** Every Durable Object class the gateway bundle exports (wrangler.toml binds the same). */
+export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger"];
+/** As in wrangler.toml. */
+const COMPATIBILITY_FLAGS = ["enable_request_signal"];
+
 export async function startWorkerd(options: WorkerdOptions): Promise<{ url: string; process: ChildProcess; stop(): void }> {
   const objects = options.durableObjects ?? [];
   mkdirSync(join(options.dir, "do"), { recursive: true });
@@ -58,6 +63,7 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [ (name = ${quote(options.module)}, esModule = embed ${quote(options.module)}) ],
   compatibilityDate = "2026-11-01",
+  compatibilityFlags = [ ${COMPATIBILITY_FLAGS.map(quote).join(", ")} ],
   globalOutbound = "net",
   bindings = [ ${bindings.join(", ")} ],
   durableObjectNamespaces = [ ${objects.map((cls) => `(className = ${quote(cls)}, uniqueKey = ${quote(`meridian-${cls}`)}, enableSql = true)`).join(", ")} ],

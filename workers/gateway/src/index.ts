@@ -247,7 +247,6 @@ app.all("/v1/*", async (c) => {
   c.executionCtx.waitUntil(
     counted.ended.then((end) =>
       usage.record(c.env, carrier.id, {
-        id: crypto.randomUUID(),
         hour: Math.floor(startedAt / HOUR_MS) * HOUR_MS,
         node: served.id,
         region: offload.clientRegion ?? served.region,

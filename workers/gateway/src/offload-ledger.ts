@@ -3,8 +3,6 @@ import type { Env } from "./env";
 
 /** One served carrier request, as the gateway reports it once its response body has ended. */
 export interface UsageEntry {
-  /** Unique per request: the ledger applies an id once, so a retried write never counts twice. */
-  id: string;
   /** Start of the hour the request began in, ms since the epoch. */
   hour: number;
   node: string;
@@ -19,6 +17,25 @@ export interface UsageEntry {
   flagged: boolean;
   /** Offload only: the most this hotspot may be credited in one hour (enrolled backhaul). */
   creditCapBytes: number | null;
+}
+
+/** Entries of one key, summed by the gateway before they travel. */
+export interface UsageDelta {
+  hour: number;
+  node: string;
+  region: string;
+  route: "offload" | "backbone";
+  requests: number;
+  bytes: number;
+  aborted: number;
+  flagged: number;
+  creditCapBytes: number | null;
+}
+
+/** What one gateway isolate sends in one write: its id makes a retried write count once. */
+export interface UsageBatch {
+  id: string;
+  deltas: UsageDelta[];
 }
 
 export interface UsageRow {
@@ -54,8 +71,8 @@ type Row = { hour: number; node: string; region: string; route: "offload" | "bac
 
 /**
  * The usage ledger of one carrier partner: requests and bytes per hour x node x region x
- * route in SQLite. Writes are idempotent by entry id and applied in one transaction per
- * batch, so a batch retried after a crash or a lost answer is counted exactly once.
+ * route in SQLite. A batch is applied in one transaction together with its id, so a batch
+ * retried after a crash or a lost answer is counted exactly once.
  */
 export class OffloadLedger extends DurableObject<Env> {
   private writesSincePrune = 0;
@@ -72,31 +89,30 @@ export class OffloadLedger extends DurableObject<Env> {
     sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
   }
 
-  /** Applies a batch; returns how many entries were new (the rest had been applied before). */
-  record(entries: UsageEntry[]): { applied: number; duplicates: number } {
+  /** Applies a batch unless its id was applied before; true when it was new. */
+  record(batch: UsageBatch): { applied: boolean } {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
-    let applied = 0;
+    let applied = false;
     this.ctx.storage.transactionSync(() => {
-      for (const e of entries) {
-        if (sql.exec("SELECT 1 FROM applied WHERE id = ?", e.id).toArray().length > 0) continue;
-        sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", e.id, now);
-        const credited = e.route === "offload" ? this.creditable(e) : 0;
+      if (sql.exec("SELECT 1 FROM applied WHERE id = ?", batch.id).toArray().length > 0) return;
+      sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", batch.id, now);
+      for (const d of batch.deltas) {
+        const credited = d.route === "offload" ? this.creditable(d) : 0;
         sql.exec(
-          `INSERT INTO usage (hour, node, region, route, requests, bytes, credited_bytes, aborted, flagged) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
-           ON CONFLICT (hour, node, region, route) DO UPDATE SET requests = requests + 1, bytes = bytes + excluded.bytes,
+          `INSERT INTO usage (hour, node, region, route, requests, bytes, credited_bytes, aborted, flagged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (hour, node, region, route) DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
              credited_bytes = credited_bytes + excluded.credited_bytes, aborted = aborted + excluded.aborted, flagged = flagged + excluded.flagged`,
-          e.hour, e.node, e.region, e.route, e.bytes, credited, e.aborted ? 1 : 0, e.flagged ? 1 : 0,
+          d.hour, d.node, d.region, d.route, d.requests, d.bytes, credited, d.aborted, d.flagged,
         );
-        applied++;
       }
+      applied = true;
     });
-    this.writesSincePrune += entries.length;
-    if (this.writesSincePrune > 10_000) {
+    if (++this.writesSincePrune > 10_000) {
       this.writesSincePrune = 0;
       sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
     }
-    return { applied, duplicates: entries.length - applied };
+    return { applied };
   }
 
   /** Rows with hour in [fromHour, toHour), ordered for settlement, plus totals per route. */
@@ -135,8 +151,8 @@ export class OffloadLedger extends DurableObject<Env> {
     this.ctx.abort("crash requested");
   }
 
-  /** How much of this entry the hotspot may still be credited in its hour. */
-  private creditable(e: UsageEntry): number {
+  /** How much of these bytes the hotspot may still be credited in their hour. */
+  private creditable(e: UsageDelta): number {
     if (e.creditCapBytes === null) return e.bytes;
     const row = this.ctx.storage.sql
       .exec<{ c: number | null }>("SELECT SUM(credited_bytes) AS c FROM usage WHERE hour = ? AND node = ? AND route = 'offload'", e.hour, e.node)

@@ -1,5 +1,5 @@
 import type { Env } from "./env";
-import type { UsageEntry } from "./offload-ledger";
+import type { UsageBatch, UsageDelta, UsageEntry } from "./offload-ledger";
 
 /** Entries written within this window travel to the ledger as one batch. */
 const BATCH_WINDOW_MS = 20;
@@ -62,20 +62,27 @@ export function countedBody(body: ReadableStream<Uint8Array> | null, clientGone?
 }
 
 /**
- * Per-isolate writer to the partners' ledgers: entries are batched for a few milliseconds,
- * one RPC per partner and batch, retried with backoff. The caller keeps the isolate alive
- * with waitUntil(record(...)) until its entry is durable.
+ * Per-isolate writer to the partners' ledgers: entries are summed per key for a few
+ * milliseconds and sent as one batch per partner, retried with backoff under the same batch
+ * id (so a retry never counts twice). The caller keeps the isolate alive with
+ * waitUntil(record(...)) until its entry is durable.
  */
 export class UsageRecorder {
-  private queued = new Map<string, UsageEntry[]>();
+  private queued = new Map<string, Map<string, UsageDelta>>();
   private batch: Promise<void> | null = null;
-  /** Entries given up on after every retry failed (also logged with their ids). */
+  /** Requests given up on after every retry failed (also logged with the batch). */
   lost = 0;
 
   record(env: Env, partner: string, entry: UsageEntry): Promise<void> {
-    const list = this.queued.get(partner) ?? [];
-    list.push(entry);
-    this.queued.set(partner, list);
+    let deltas = this.queued.get(partner);
+    if (deltas === undefined) this.queued.set(partner, (deltas = new Map()));
+    const key = `${entry.hour}|${entry.node}|${entry.region}|${entry.route}`;
+    const delta = deltas.get(key) ?? { hour: entry.hour, node: entry.node, region: entry.region, route: entry.route, requests: 0, bytes: 0, aborted: 0, flagged: 0, creditCapBytes: entry.creditCapBytes };
+    delta.requests++;
+    delta.bytes += entry.bytes;
+    if (entry.aborted) delta.aborted++;
+    if (entry.flagged) delta.flagged++;
+    deltas.set(key, delta);
     this.batch ??= sleep(BATCH_WINDOW_MS).then(() => this.flush(env));
     return this.batch;
   }
@@ -84,22 +91,23 @@ export class UsageRecorder {
     const work = this.queued;
     this.queued = new Map();
     this.batch = null;
-    await Promise.all([...work].map(([partner, entries]) => this.write(env, partner, entries)));
+    await Promise.all([...work].map(([partner, deltas]) => this.write(env, partner, { id: crypto.randomUUID(), deltas: [...deltas.values()] })));
   }
 
-  private async write(env: Env, partner: string, entries: UsageEntry[]): Promise<void> {
+  private async write(env: Env, partner: string, batch: UsageBatch): Promise<void> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       try {
         // A fresh stub per attempt: a stub whose object crashed stays broken.
-        await ledger(env, partner).record(entries);
+        await ledger(env, partner).record(batch);
         return;
       } catch (err) {
-        console.warn(JSON.stringify({ at: "ledger.write", partner, entries: entries.length, attempt, error: String(err) }));
+        console.warn(JSON.stringify({ at: "ledger.write", partner, batch: batch.id, attempt, error: String(err) }));
         await sleep(RETRY_BASE_MS * 2 ** attempt);
       }
     }
-    this.lost += entries.length;
-    console.error(JSON.stringify({ at: "ledger.lost", partner, ids: entries.map((e) => e.id) }));
+    const requests = batch.deltas.reduce((n, d) => n + d.requests, 0);
+    this.lost += requests;
+    console.error(JSON.stringify({ at: "ledger.lost", partner, requests, batch }));
   }
 }
 

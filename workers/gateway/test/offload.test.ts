@@ -1,6 +1,6 @@
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { UsageEntry } from "../src/offload-ledger";
+import type { UsageBatch, UsageDelta } from "../src/offload-ledger";
 import { ADMIN, BASE, eventually, fleet, joinNode, type TestNode } from "./helpers";
 
 const LONDON = { "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB" };
@@ -36,6 +36,13 @@ function mockNodes(answer: (url: string) => Promise<Response> | Response): void 
   });
 }
 
+/** Test nodes send no pings on their own: keep them alive (the hub marks silent nodes down). */
+const keepAlives: ReturnType<typeof setInterval>[] = [];
+function keepAlive(...nodes: TestNode[]): void {
+  keepAlives.push(setInterval(() => nodes.forEach((n) => n.ws.send("ping")), 400));
+}
+afterEach(() => keepAlives.splice(0).forEach(clearInterval));
+
 function beat(node: TestNode, seq: number, extra: Record<string, unknown>): void {
   node.ws.send(JSON.stringify({ type: "heartbeat", seq, load: 0, inFlight: 0, free: 8, ...extra }));
 }
@@ -45,6 +52,7 @@ async function londonPartner(id: string, offload: Record<string, unknown> = {}, 
   expect((await putPartner(id, partner(id, offload))).status).toBe(200);
   const backbone = await joinNode(`${id}-bb`, "lhr", { kind: "carrier", partner: id });
   const hotspot = await joinNode(`${id}-hs`, "lhr", { kind: "hotspot", maxMbps: 300, ...hotspotOver }, connect);
+  keepAlive(backbone, hotspot);
   beat(hotspot, 1, { tier: 3, users: 12 });
   beat(backbone, 1, { congestion: 0.1 });
   const headers = { ...LONDON, "x-meridian-kind": "hotspot", "x-meridian-carrier": id };
@@ -142,6 +150,7 @@ describe("carrier routing", () => {
     const nodes = (await fleet()) as unknown as { id: string; geoFlag?: { colo: string; km: number } }[];
     expect(nodes.find((n) => n.id === "tmo-geo-hs")?.geoFlag).toMatchObject({ colo: "sin" });
     const honest = await joinNode("tmo-geo-hs2", "lhr", { kind: "hotspot", maxMbps: 300 });
+    keepAlive(honest);
     beat(honest, 1, { tier: 3, load: 0.9 });
     await eventually(async () => {
       const body = (await (await SELF.fetch(`${BASE}/route`, { headers })).json()) as { node: { id: string } };
@@ -175,7 +184,11 @@ describe("offload ledger", () => {
       }
       return new Response(new Uint8Array(10_000));
     });
-    for (let i = 0; i < 5; i++) expect((await (await SELF.fetch(`${BASE}/v1/data`, { headers })).arrayBuffer()).byteLength).toBe(10_000);
+    for (let i = 0; i < 5; i++) {
+      const res = await SELF.fetch(`${BASE}/v1/data`, { headers });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect((await res.arrayBuffer()).byteLength).toBe(10_000);
+    }
     const aborted = await SELF.fetch(`${BASE}/v1/stream`, { headers });
     const reader = aborted.body?.getReader();
     if (reader === undefined) throw new Error("no body");
@@ -212,11 +225,13 @@ describe("offload ledger", () => {
   it("applies a retried write once, keeps counts across a restart of the ledger object, and caps credit at enrolled backhaul", async () => {
     await putPartner("tmo-ledger", partner("tmo-ledger"));
     const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-    const entry = (id: string, bytes: number): UsageEntry => ({ id, hour, node: "hs-1", region: "lhr", route: "offload", bytes, aborted: false, flagged: false, creditCapBytes: 1_000 });
-    expect(await ledgerOf("tmo-ledger").record([entry("a", 600), entry("b", 300)])).toEqual({ applied: 2, duplicates: 0 });
+    const delta = (requests: number, bytes: number): UsageDelta => ({ hour, node: "hs-1", region: "lhr", route: "offload", requests, bytes, aborted: 0, flagged: 0, creditCapBytes: 1_000 });
+    const first: UsageBatch = { id: "batch-1", deltas: [delta(2, 900)] };
+    expect(await ledgerOf("tmo-ledger").record(first)).toEqual({ applied: true });
     await evictDurableObject(ledgerOf("tmo-ledger"));
-    // The batch is retried after the restart (as when its answer was lost): nothing counts twice.
-    expect(await ledgerOf("tmo-ledger").record([entry("a", 600), entry("b", 300), entry("c", 500)])).toEqual({ applied: 1, duplicates: 2 });
+    // The batch is retried after the restart (as when its answer was lost): it counts once.
+    expect(await ledgerOf("tmo-ledger").record(first)).toEqual({ applied: false });
+    expect(await ledgerOf("tmo-ledger").record({ id: "batch-2", deltas: [delta(1, 500)] })).toEqual({ applied: true });
     const { totals, rows } = await usage("tmo-ledger");
     expect(totals.offload).toMatchObject({ requests: 3, bytes: 1400, creditedBytes: 1000 });
     expect(rows).toHaveLength(1);
