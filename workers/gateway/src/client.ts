@@ -57,6 +57,8 @@ export function parseRequirements(headers: Headers): Requirements {
   const kind = headers.get("x-meridian-kind");
   const gpu = headers.get("x-meridian-gpu");
   const vram = headers.get("x-meridian-min-vram-gb");
+  // The common case, no requirement at all, skips schema work on the hot path.
+  if (kind === null && gpu === null && vram === null) return {};
   if (kind !== null) raw.kind = kind.trim().toLowerCase();
   if (gpu !== null) raw.gpuClass = gpu.trim().toLowerCase();
   if (vram !== null) raw.minVramGb = vram.trim();

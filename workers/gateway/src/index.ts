@@ -57,6 +57,14 @@ function headersTimeout(env: Env): number {
   return Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_HEADERS_TIMEOUT_MS;
 }
 
+/** "/v1/x?y" of an absolute URL, without a full URL parse. */
+function pathAndQuery(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const hash = url.indexOf("#", start);
+  return hash < 0 ? url.slice(start) : url.slice(start, hash);
+}
+
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function describe(c: Candidate) {
@@ -216,8 +224,7 @@ function explainOffload(offload: OffloadDecision, partner: CarrierPartner, decid
 app.all("/v1/*", async (c) => {
   const decided = await decide(c);
   if (decided.decision.candidates.length === 0) throw refusal(decided.index, decided.policy, decided.judge, decided);
-  const url = new URL(c.req.url);
-  const outcome = await proxyToCandidates(c.req.raw, url.pathname + url.search, decided.decision.candidates, (node, failure) => {
+  const outcome = await proxyToCandidates(c.req.raw, pathAndQuery(c.req.url), decided.decision.candidates, (node, failure) => {
     if (failure === null) return outliers.recordSuccess(node.id);
     const regionSize = decided.index.regionNodes[regionIndex(node.region)]?.length ?? 1;
     const ejection = outliers.recordFailure(node.id, node.region, regionSize, failure);

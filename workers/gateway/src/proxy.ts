@@ -61,7 +61,7 @@ export async function proxyToCandidates(
   const body: ArrayBuffer | ReadableStream | null = !hasBody ? null : replayable ? await request.arrayBuffer() : request.body;
   const headers = new Headers(request.headers);
   for (const name of STRIPPED) headers.delete(name);
-  headers.set("x-forwarded-proto", new URL(request.url).protocol.replace(":", ""));
+  headers.set("x-forwarded-proto", request.url.startsWith("https:") ? "https" : "http");
 
   const attempts = Math.min(candidates.length, replayable ? 2 : 1);
   let lastError = "no candidate";
