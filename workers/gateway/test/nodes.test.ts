@@ -78,8 +78,9 @@ describe("node connections", () => {
     // Age the node's last frame as if it had been frozen for 10 s, then run the sweep.
     await runInDurableObject(hub, (_instance: RegionHub, state) => {
       for (const ws of state.getWebSockets("lhr-quiet")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number };
-        ws.serializeAttachment({ ...attachment, lastFrameAt: Date.now() - 10_000 });
+        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+        const frozenAt = Date.now() - 10_000;
+        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
       }
     });
     expect(await runDurableObjectAlarm(hub)).toBe(true);
