@@ -1,4 +1,4 @@
-export { FleetIndex, SLOT_COUNT, slotContext, slotOf } from "./fleet-index";
+export { FleetIndex, SLOT_COUNT, SLOW_START_MS, SLOW_START_PENALTY_MS, SUSPECT_PENALTY_MS, slotContext, slotOf, slowStartPenaltyMs } from "./fleet-index";
 export {
   DEFAULT_FALLBACKS,
   LOAD_PENALTY_MS,

@@ -77,7 +77,7 @@ async function decide(c: Context<App>) {
     ...(residency ? { residency } : {}),
   });
   const startedAt = performance.now();
-  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge), ...(outliers.active ? { filter: notEjected } : {}) });
+  const decision = route(index, { client: client.location, requirements, allowed: slotPolicy(judge), now: Date.now(), ...(outliers.active ? { filter: notEjected } : {}) });
   metrics.observeDecision(decision.examined, (performance.now() - startedAt) / 1000);
   return { client, requirements, residency, index, policy, judge, decision };
 }
