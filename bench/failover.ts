@@ -46,10 +46,15 @@ function pin(pid: number | undefined, core: number): void {
 
 /** Node id -> health ("healthy", "down", "draining", ...); a node missing from the map is gone. */
 async function gatewayFleet(url: string): Promise<Map<string, string>> {
+  return new Map([...(await gatewayFleetSince(url))].map(([id, n]) => [id, n.health]));
+}
+
+/** Node id -> health and when it took that health (the hub's clock, ms since the epoch). */
+async function gatewayFleetSince(url: string): Promise<Map<string, { health: string; since: number }>> {
   const res = await fetch(`${url}/admin/fleet`, { headers: { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}` } });
   if (!res.ok) throw new Error(`/admin/fleet answered ${res.status}`);
-  const body = (await res.json()) as { nodes: { id: string; health: string }[] };
-  return new Map(body.nodes.map((n) => [n.id, n.health]));
+  const body = (await res.json()) as { nodes: { id: string; health: string; healthSince: string }[] };
+  return new Map(body.nodes.map((n) => [n.id, { health: n.health, since: Date.parse(n.healthSince) }]));
 }
 
 interface Haproxy {
@@ -190,6 +195,9 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
     const { killed, frozen } = sim.pickChaosVictims(KILL_PCT, FREEZE_PCT, 1);
     const victims = new Set([...killed, ...frozen]);
     const hitAt = new Map<string, number>();
+    /** Wall-clock hit times, and when the hub decided "down": detection without the Directory and poll delays. */
+    const hitEpoch = new Map<string, number>();
+    const hubDecided = new Map<string, number>();
     const gatewayOut = new Map<string, number>();
     const haproxyOut = new Map<string, number>();
     const falseDowns = new Set<string>();
@@ -208,19 +216,23 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
     };
 
     const gatewayPoller = pollLoop(async () => {
-      let fleet: Map<string, string>;
+      let fleet: Map<string, { health: string; since: number }>;
       try {
-        fleet = await gatewayFleet(gateway.url);
+        fleet = await gatewayFleetSince(gateway.url);
       } catch {
         pollErrors++;
         return;
       }
       const at = performance.now();
       for (const id of ids) {
-        const health = fleet.get(id);
+        const entry = fleet.get(id);
+        const health = entry?.health;
         const out = health === undefined || health === "down";
         if (victims.has(id)) {
-          if (out && hitAt.has(id) && !gatewayOut.has(id)) gatewayOut.set(id, at);
+          if (out && hitAt.has(id) && !gatewayOut.has(id)) {
+            gatewayOut.set(id, at);
+            if (entry !== undefined) hubDecided.set(id, entry.since);
+          }
         } else if (out) falseDowns.add(id);
         else if (health === "suspect") falseSuspects.add(id);
       }
@@ -253,6 +265,7 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
     }
     for (const id of frozen) {
       hitAt.set(id, performance.now());
+      hitEpoch.set(id, Date.now());
       sim.freeze(id);
     }
     chaosDone = true;
@@ -270,6 +283,11 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
     };
     const gwClose = detection(gatewayOut, killed);
     const gwSilent = detection(gatewayOut, frozen);
+    const hubSilent = summarize(frozen.flatMap((id) => {
+      const decided = hubDecided.get(id);
+      const hit = hitEpoch.get(id);
+      return decided === undefined || hit === undefined ? [] : [decided - hit];
+    }));
     const hpClose = detection(haproxyOut, killed);
     const hpSilent = detection(haproxyOut, frozen);
     for (const [name, d] of [["gateway close", gwClose], ["gateway silent", gwSilent], ["haproxy close", hpClose], ["haproxy silent", hpSilent]] as const) {
@@ -282,6 +300,8 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
       failover_close_ms_p99: round(gwClose.p99),
       failover_silent_ms_p50: round(gwSilent.p50),
       failover_silent_ms_p99: round(gwSilent.p99),
+      failover_silent_hub_ms_p50: round(hubSilent.p50),
+      failover_silent_hub_ms_p99: round(hubSilent.p99),
       failover_false_downs: falseDowns.size,
       failover_false_suspects: falseSuspects.size,
       haproxy_close_ms_p50: round(hpClose.p50),
@@ -298,6 +318,7 @@ export async function runFailoverBench(options: { smoke: boolean; nodes?: number
         row("killed p99 (ms)", results.failover_close_ms_p99 ?? Number.NaN, results.haproxy_close_ms_p99 ?? Number.NaN),
         row("frozen p50 (ms)", results.failover_silent_ms_p50 ?? Number.NaN, results.haproxy_silent_ms_p50 ?? Number.NaN),
         row("frozen p99 (ms)", results.failover_silent_ms_p99 ?? Number.NaN, results.haproxy_silent_ms_p99 ?? Number.NaN),
+        { what: "frozen, hub's decision p50 / p99 (ms)", gateway: `${results.failover_silent_hub_ms_p50} / ${results.failover_silent_hub_ms_p99}`, haproxy: "", "gateway/haproxy": "" },
         { what: `false downs in ${holdMs / 1000} s`, gateway: falseDowns.size, haproxy: haproxy === undefined ? "n/a" : haproxyFalseDowns.size, "gateway/haproxy": "" },
         { what: `nodes ever seen suspect (not hit)`, gateway: falseSuspects.size, haproxy: "", "gateway/haproxy": "" },
       ],
