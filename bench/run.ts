@@ -29,6 +29,7 @@ const GOALS: Record<string, string> = {
   policy_propagation_ms_p99: "<= 1000",
   failover_close_ms_p99: "<= 1000",
   failover_silent_ms_p99: "<= 3500",
+  failover_silent_hub_ms_p99: "<= 3500",
   failover_false_downs: "0",
 };
 
