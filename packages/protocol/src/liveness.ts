@@ -111,11 +111,14 @@ function withDeadlines(stats: ArrivalStats, heartbeatMs: number): ArrivalStats {
   return { ...stats, suspectAfterMs, downAfterMs };
 }
 
-/** P(silence >= t | alive): the mixture over how many frames in a row were lost. */
-function silenceProbability(t: number, mean: number, sd: number, lossRate: number): number {
+/**
+ * P(silence >= t | alive): the mixture over how many frames in a row were lost. Terms whose
+ * weight is under `negligible` are left out (they cannot move a comparison at that scale).
+ */
+function silenceProbability(t: number, mean: number, sd: number, lossRate: number, negligible = 1e-15): number {
   let total = 0;
   let lostRun = 1 - lossRate; // p^k (1 - p)
-  for (let k = 0; k < 12 && lostRun > 1e-15; k++) {
+  for (let k = 0; k < 12 && lostRun > negligible; k++) {
     total += lostRun * normalTail((t - (k + 1) * mean) / sd);
     lostRun *= lossRate;
   }
@@ -125,14 +128,15 @@ function silenceProbability(t: number, mean: number, sd: number, lossRate: numbe
 /** The silence (whole ms) at which phi reaches `threshold`; capped at MAX_DOWN_INTERVALS. */
 function silenceAtPhi(threshold: number, mean: number, sd: number, lossRate: number, heartbeatMs: number): number {
   const target = 10 ** -threshold;
+  const negligible = target * 1e-4;
   const cap = MAX_DOWN_INTERVALS * heartbeatMs;
-  if (silenceProbability(cap, mean, sd, lossRate) > target) return cap;
+  if (silenceProbability(cap, mean, sd, lossRate, negligible) > target) return cap;
   // The probability falls as silence grows: bisect for the first whole ms at or under target.
   let lo = 0;
   let hi = cap;
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (silenceProbability(mid, mean, sd, lossRate) > target) lo = mid;
+    if (silenceProbability(mid, mean, sd, lossRate, negligible) > target) lo = mid;
     else hi = mid;
   }
   return hi;
