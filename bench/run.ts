@@ -2,13 +2,14 @@
  * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
  * the parts do not disturb each other. Prints tables for people; `--json` also writes
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
- * `--only routing,gateway,heartbeat,failover` picks parts.
+ * `--only routing,gateway,heartbeat,failover,detector` picks parts.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../scripts/dev-gateway";
+import { runDetectorBench } from "./detector";
 import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
@@ -16,7 +17,7 @@ import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
-const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover").split(","));
+const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,detector").split(","));
 const smoke = values.smoke ?? false;
 
 const GOALS: Record<string, string> = {
@@ -31,6 +32,8 @@ const GOALS: Record<string, string> = {
   failover_silent_ms_p99: "<= 3500",
   failover_silent_hub_ms_p99: "<= 3500",
   failover_false_downs: "0",
+  detector_false_downs_per_1k_nodes_2min: "0",
+  detector_silent_ms_p99: "<= 3500",
 };
 
 /** The baselines come from Debian: install them for a full run when missing (root only). */
@@ -54,6 +57,7 @@ if (parts.has("routing")) Object.assign(results, await runRoutingBench({ smoke }
 if (parts.has("gateway")) Object.assign(results, await runGatewayBench({ smoke }));
 if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smoke }));
 if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke }));
+if (parts.has("detector")) Object.assign(results, runDetectorBench({ smoke }));
 
 printTable(
   "results",
