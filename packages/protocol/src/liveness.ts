@@ -106,7 +106,8 @@ export function phi(silentMs: number, stats: ArrivalStats, heartbeatMs: number, 
 
 function withDeadlines(stats: ArrivalStats, heartbeatMs: number): ArrivalStats {
   const sd = flooredSdMs(stats, heartbeatMs);
-  const suspectAfterMs = silenceAtPhi(PHI_SUSPECT, stats.meanGapMs, sd, 0, heartbeatMs);
+  // Without loss the mixture is one normal tail: the limit has a closed form.
+  const suspectAfterMs = Math.min(MAX_DOWN_INTERVALS * heartbeatMs, Math.ceil(stats.meanGapMs + SUSPECT_Z * sd));
   const downAfterMs = Math.max(suspectAfterMs, silenceAtPhi(PHI_DOWN, stats.meanGapMs, sd, DESIGN_LOSS_RATE, heartbeatMs));
   return { ...stats, suspectAfterMs, downAfterMs };
 }
@@ -141,6 +142,18 @@ function silenceAtPhi(threshold: number, mean: number, sd: number, lossRate: num
   }
   return hi;
 }
+
+/** z with Q(z) = 10^-PHI_SUSPECT (about 3.09), solved once. */
+const SUSPECT_Z = ((): number => {
+  let lo = 0;
+  let hi = 40;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalTail(mid) > 10 ** -PHI_SUSPECT) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+})();
 
 /** Upper tail of the standard normal, Q(z) = erfc(z / sqrt 2) / 2. */
 export function normalTail(z: number): number {
