@@ -2,13 +2,14 @@
  * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
  * the parts do not disturb each other. Prints tables for people; `--json` also writes
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
- * `--only routing,gateway,heartbeat,failover,offload` picks parts.
+ * `--only routing,gateway,heartbeat,failover,detector,offload` picks parts.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../scripts/dev-gateway";
+import { runDetectorBench } from "./detector";
 import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
@@ -17,7 +18,7 @@ import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
-const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,offload").split(","));
+const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,detector,offload").split(","));
 const smoke = values.smoke ?? false;
 
 const GOALS: Record<string, string> = {
@@ -30,7 +31,10 @@ const GOALS: Record<string, string> = {
   policy_propagation_ms_p99: "<= 1000",
   failover_close_ms_p99: "<= 1000",
   failover_silent_ms_p99: "<= 3500",
+  failover_silent_hub_ms_p99: "<= 3500",
   failover_false_downs: "0",
+  detector_false_downs_per_1k_nodes_2min: "0",
+  detector_silent_ms_p99: "<= 3500",
   offload_ledger_requests_missing: "0",
   offload_ledger_bytes_missing: "0",
 };
@@ -56,6 +60,7 @@ if (parts.has("routing")) Object.assign(results, await runRoutingBench({ smoke }
 if (parts.has("gateway")) Object.assign(results, await runGatewayBench({ smoke }));
 if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smoke }));
 if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke }));
+if (parts.has("detector")) Object.assign(results, runDetectorBench({ smoke }));
 if (parts.has("offload")) Object.assign(results, await runOffloadBench({ smoke }));
 
 printTable(

@@ -17,6 +17,11 @@ export interface NodeRecord {
   healthReason: string;
   /** When the health state last changed, ms since the epoch. */
   healthSince: number;
+  /**
+   * When the node last came back from down, ms since the epoch: routing ramps it in over
+   * SLOW_START_MS (packages/routing) rather than sending it its whole share at once.
+   */
+  returnedAt?: number;
   load: number;
   inFlight: number;
   free: number;

@@ -14,8 +14,6 @@ export const PONG_FRAME = "pong";
 export const HEARTBEAT_MS_DEFAULT = 1000;
 export const HEARTBEAT_MS_MIN = 250;
 export const HEARTBEAT_MS_MAX = 10_000;
-/** A node silent for this many heartbeat intervals is taken out of routing. */
-export const MISSED_HEARTBEATS_DOWN = 2.5;
 /** A hello must arrive this soon after the upgrade or the socket is closed with 4408. */
 export const HELLO_TIMEOUT_MS = 5000;
 

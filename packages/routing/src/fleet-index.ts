@@ -12,6 +12,23 @@ export const SUSPECT_PENALTY_MS = 50;
 /** A node connecting from far outside its enrolled region ranks behind every honest one nearby. */
 export const GEO_FLAG_PENALTY_MS = 500;
 
+/**
+ * Slow start: a node back from down starts with the suspect penalty, which falls linearly to
+ * zero over this window. It wins first the clients for which it is clearly the best choice
+ * and more as the penalty fades, instead of its whole share (and a herd of retries) at once.
+ */
+export const SLOW_START_MS = 30_000;
+export const SLOW_START_PENALTY_MS = SUSPECT_PENALTY_MS;
+
+/** The ranking penalty of a node that came back at `returnedAt` (0 outside the window). */
+export function slowStartPenaltyMs(returnedAt: number | undefined, now: number): number {
+  if (returnedAt === undefined) return 0;
+  const elapsed = now - returnedAt;
+  if (elapsed >= SLOW_START_MS) return 0;
+  // A clock behind the hub's (elapsed < 0) counts as just returned.
+  return SLOW_START_PENALTY_MS * (1 - Math.max(0, elapsed) / SLOW_START_MS);
+}
+
 export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2, carrier: 3 };
 
 /**
@@ -62,6 +79,8 @@ export class FleetIndex {
   readonly healthy: Uint8Array;
   /** Score penalty in ms: suspect nodes (traffic leaves them before they go down) and geo-flagged ones. */
   readonly penaltyMs: Float32Array;
+  /** When each node came back from down (0: not in slow start); the penalty depends on the decision's time. */
+  readonly returnedAt: Float64Array;
   readonly free: Int32Array;
   readonly load: Float32Array;
   /** Policy slot of each node (see slotOf). */
@@ -79,6 +98,7 @@ export class FleetIndex {
     this.vramGb = new Uint16Array(n);
     this.healthy = new Uint8Array(n);
     this.penaltyMs = new Float32Array(n);
+    this.returnedAt = new Float64Array(n);
     this.free = new Int32Array(n);
     this.load = new Float32Array(n);
     this.slot = new Uint8Array(n);
@@ -91,6 +111,7 @@ export class FleetIndex {
       this.vramGb[i] = r.gpu?.vramGb ?? 0;
       this.healthy[i] = r.health === "healthy" || r.health === "suspect" ? 1 : 0;
       this.penaltyMs[i] = (r.health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
+      this.returnedAt[i] = r.health === "healthy" && r.returnedAt !== undefined ? r.returnedAt : 0;
       this.free[i] = r.free;
       this.load[i] = r.load;
       const slot = slotOf(r.kind, r.gpu?.class);

@@ -33,6 +33,8 @@ interface NodeTrack {
 export interface Ejection {
   id: string;
   region: string;
+  /** When this ejection began. */
+  since: number;
   until: number;
   ejections: number;
   reason: string;
@@ -86,14 +88,14 @@ export class OutlierDetector {
     track.lastEjectedAt = now;
     track.reason = reason;
     this.ejectedCount++;
-    return { id, region, until: track.ejectedUntil, ejections: track.ejections, reason };
+    return { id, region, since: now, until: track.ejectedUntil, ejections: track.ejections, reason };
   }
 
   ejected(): Ejection[] {
     const now = this.now();
     return [...this.nodes.entries()]
       .filter(([, t]) => t.ejectedUntil > now)
-      .map(([id, t]) => ({ id, region: t.region, until: t.ejectedUntil, ejections: t.ejections, reason: t.reason }));
+      .map(([id, t]) => ({ id, region: t.region, since: t.lastEjectedAt, until: t.ejectedUntil, ejections: t.ejections, reason: t.reason }));
   }
 
   private expire(): void {

@@ -1,6 +1,6 @@
 import type { NodeRecord, Requirements } from "@meridian/protocol";
 import { EARTH_RADIUS_KM, REGIONS, estimateRttMs } from "@meridian/regions";
-import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, SLOT_COUNT, gpuClassCode } from "./fleet-index";
+import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, SLOT_COUNT, gpuClassCode, slowStartPenaltyMs } from "./fleet-index";
 
 /** Milliseconds of estimated RTT that a fully loaded node is worth: load breaks near-ties. */
 export const LOAD_PENALTY_MS = 25;
@@ -34,6 +34,8 @@ export interface RouteInput {
   allowed?: SlotPolicy;
   /** Regions farther than this from the client are not considered (needs a client location). */
   maxDistanceKm?: number;
+  /** Time of the decision, ms since the epoch (slow start depends on it); default Date.now(). */
+  now?: number;
 }
 
 export interface Candidate {
@@ -118,6 +120,7 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
   const want = 1 + (input.fallbacks ?? DEFAULT_FALLBACKS);
   const { wantKind, wantClass } = wanted(input.requirements);
   const kept: Candidate[] = [];
+  const now = input.now ?? Date.now();
   let examined = 0;
   if (input.client === null) regionDot.fill(0);
   else {
@@ -144,7 +147,9 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
       examined++;
       if (ineligibility(index, i, input.requirements, wantKind, wantClass) !== null) continue;
       if (input.allowed !== undefined && slotVerdict[r * SLOT_COUNT + (index.slot[i] ?? 0)] !== 1) continue;
-      const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS + (index.penaltyMs[i] ?? 0);
+      const returnedAt = index.returnedAt[i] ?? 0;
+      const slowStart = returnedAt === 0 ? 0 : slowStartPenaltyMs(returnedAt, now);
+      const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS + (index.penaltyMs[i] ?? 0) + slowStart;
       const last = kept.length === want ? kept[want - 1] : undefined;
       const node = index.records[i];
       if (node === undefined) continue;

@@ -1,5 +1,6 @@
 import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, validatePolicy } from "@meridian/policy";
 import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
+import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { ADMIN_BODY_LIMIT, changeReason, directory, etag, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp } from "./admin-common";
@@ -41,27 +42,35 @@ admin.get("/fleet", requireRole("viewer"), async (c) => {
   const nodes = answer.kind === "full" ? answer.nodes : [];
   nodes.sort((a, b) => (a.region === b.region ? (a.id < b.id ? -1 : 1) : a.region < b.region ? -1 : 1));
   const ejected = new Map(outliers.ejected().map((e) => [e.id, e]));
+  const now = Date.now();
   return c.json({
     version: answer.version,
     policyVersion: answer.policyVersion,
     count: nodes.length,
-    nodes: nodes.map((n) => {
-      const ejection = ejected.get(n.id);
-      // Ejection is this isolate's own view (from its proxy attempts), shown beside the hub's health.
-      return ejection ? { ...fleetEntry(n), ejected: { until: new Date(ejection.until).toISOString(), ejections: ejection.ejections, reason: ejection.reason } } : fleetEntry(n);
-    }),
+    nodes: nodes.map((n) => fleetEntry(n, ejected.get(n.id), now)),
   });
 });
 
-function fleetEntry(n: NodeRecord) {
+/**
+ * One node as operators see it. `state` is what routing does with it: the hub's health, or
+ * "ejected" while this isolate's outlier detector keeps a healthy or suspect node out
+ * (ejection is per isolate, from its own proxy attempts, so other isolates may differ).
+ */
+function fleetEntry(n: NodeRecord, ejection: Ejection | undefined, now: number) {
+  const routable = n.health === "healthy" || n.health === "suspect";
+  const state = ejection && routable ? { state: "ejected", stateReason: ejection.reason, stateSince: new Date(ejection.since).toISOString() } : { state: n.health, stateReason: n.healthReason, stateSince: new Date(n.healthSince).toISOString() };
+  const slowStartMs = n.health === "healthy" ? slowStartPenaltyMs(n.returnedAt, now) : 0;
   return {
     id: n.id,
     kind: n.kind,
     region: n.region,
+    ...state,
     healthy: n.health === "healthy",
     health: n.health,
     healthReason: n.healthReason,
     healthSince: new Date(n.healthSince).toISOString(),
+    ...(ejection ? { ejected: { since: new Date(ejection.since).toISOString(), until: new Date(ejection.until).toISOString(), ejections: ejection.ejections, reason: ejection.reason } } : {}),
+    ...(slowStartMs > 0 && n.returnedAt !== undefined ? { slowStart: { since: new Date(n.returnedAt).toISOString(), until: new Date(n.returnedAt + SLOW_START_MS).toISOString(), penaltyMs: Math.round(slowStartMs) } } : {}),
     load: n.load,
     inFlight: n.inFlight,
     free: n.free,

@@ -112,7 +112,7 @@ async function decide(c: Context<App>) {
   const filter = outliers.active ? { filter: notEjected } : {};
   let decision: { candidates: Candidate[]; examined: number };
   let offload: OffloadDecision | null = null;
-  if (carrier === null) decision = route(index, { client: client.location, requirements, allowed, ...filter });
+  if (carrier === null) decision = route(index, { client: client.location, requirements, allowed, now: Date.now(), ...filter });
   else {
     offload = chooseOffload(index, { client: client.location, partner: carrier, bucket: subscriberBucket(subscriberKey(c.req.raw)), dials, allowed, ...filter });
     decision = offload;

@@ -4,7 +4,6 @@ import {
   CredentialClaimsSchema,
   HELLO_TIMEOUT_MS,
   MAX_NODE_FRAME_BYTES,
-  MISSED_HEARTBEATS_SUSPECT,
   NodeMessageSchema,
   PING_FRAME,
   PONG_FRAME,
@@ -16,7 +15,10 @@ import {
   type Heartbeat,
   type Hello,
   identityMismatch,
+  newArrivalStats,
+  observeArrival,
   stepLiveness,
+  type ArrivalStats,
   type NodeHealth,
   type NodeRecord,
   type NodeUpdate,
@@ -54,6 +56,8 @@ interface Attachment {
   /** Liveness bookkeeping across sweeps (see stepLiveness). */
   goodChecks: number;
   recentDowns: number[];
+  /** The failure detector's view of this node's frame gaps; null until hello. */
+  arrivals: ArrivalStats | null;
 }
 
 type Health = { health: NodeHealth; reason: string };
@@ -96,7 +100,7 @@ export class RegionHub extends DurableObject<Env> {
     const now = Date.now();
     this.ctx.acceptWebSocket(server, [claims.data.id]);
     const geoFlag = GeoFlagSchema.safeParse(JSON.parse(request.headers.get(GEO_FLAG_HEADER) ?? "null"));
-    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0, goodChecks: 0, recentDowns: [], ...(geoFlag.success ? { geoFlag: geoFlag.data } : {}) };
+    const attachment: Attachment = { claims: claims.data, acceptedAt: now, lastFrameAt: now, record: null, heartbeatMs: 0, pushedLoad: 0, goodChecks: 0, recentDowns: [], arrivals: null, ...(geoFlag.success ? { geoFlag: geoFlag.data } : {}) };
     server.serializeAttachment(attachment);
     await this.sweepBy(now + HELLO_TIMEOUT_MS);
     return new Response(null, { status: 101, webSocket: client });
@@ -110,6 +114,7 @@ export class RegionHub extends DurableObject<Env> {
       if (size > MAX_NODE_FRAME_BYTES) return this.closeWith(ws, CloseCode.frameTooLarge, `frame of ${size} bytes exceeds ${MAX_NODE_FRAME_BYTES}`);
       if (typeof message !== "string") return this.closeWith(ws, CloseCode.invalidMessage, "binary frames are not part of the protocol");
       state.lastFrameAt = Date.now();
+      this.observeFrames(ws, state, state.lastFrameAt);
       if (message === PING_FRAME) {
         // Normally answered by the auto-response; counts as liveness when it reaches us.
         ws.serializeAttachment(state);
@@ -185,14 +190,18 @@ export class RegionHub extends DurableObject<Env> {
       this.closeWith(ws, CloseCode.helloTimeout, `no hello within ${HELLO_TIMEOUT_MS} ms`);
       return Number.POSITIVE_INFINITY;
     }
-    const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-    const silentMs = now - Math.max(state.lastFrameAt, pingAt);
+    const observed = this.observeFrames(ws, state);
+    const arrivals = state.arrivals ?? newArrivalStats(state.heartbeatMs, state.lastFrameAt);
+    const silentMs = now - arrivals.lastArrivalAt;
     const record = state.record;
-    const step = stepLiveness({ health: record.health, reason: record.healthReason, goodChecks: state.goodChecks, recentDowns: state.recentDowns }, silentMs, state.heartbeatMs, now);
+    const limits = { heartbeatMs: state.heartbeatMs, suspectAfterMs: arrivals.suspectAfterMs, downAfterMs: arrivals.downAfterMs };
+    const step = stepLiveness({ health: record.health, reason: record.healthReason, goodChecks: state.goodChecks, recentDowns: state.recentDowns }, silentMs, limits, now);
     if (step.changed) {
       state.goodChecks = step.goodChecks;
       state.recentDowns = step.recentDowns;
       if (step.health !== record.health) {
+        // Back from down: routing ramps it in (slow start) instead of handing it a herd at once.
+        if (record.health === "down" && step.health === "healthy") record.returnedAt = now;
         this.setHealth(record, { health: step.health, reason: step.reason });
         this.push(record);
         console.log(JSON.stringify({ at: "hub.health", node: record.id, region: record.region, health: step.health, reason: step.reason }));
@@ -200,8 +209,24 @@ export class RegionHub extends DurableObject<Env> {
         record.healthReason = step.reason;
       }
       ws.serializeAttachment(state);
-    }
+    } else if (observed) ws.serializeAttachment(state);
     return step.nextCheckAt;
+  }
+
+  /**
+   * Feeds the failure detector the frames that arrived since it last looked: the latest
+   * auto-answered ping (the runtime keeps only its time) and, when given, a frame that woke
+   * us. Sweeps come at least every suspect deadline, under two gaps, so they rarely skip a
+   * ping; when one does, the gap looks like a lost frame, which the detector folds out.
+   * Returns whether the statistics changed (the caller saves the attachment).
+   */
+  private observeFrames(ws: WebSocket, state: Attachment, wokenAt?: number): boolean {
+    if (state.arrivals === null) return false;
+    const before = state.arrivals;
+    const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime();
+    if (pingAt !== undefined) state.arrivals = observeArrival(state.arrivals, pingAt, state.heartbeatMs);
+    if (wokenAt !== undefined) state.arrivals = observeArrival(state.arrivals, wokenAt, state.heartbeatMs);
+    return state.arrivals !== before;
   }
 
   // ---- message handlers ----------------------------------------------------------------
@@ -218,6 +243,7 @@ export class RegionHub extends DurableObject<Env> {
     }
     const now = Date.now();
     state.heartbeatMs = hello.heartbeatMs;
+    state.arrivals = newArrivalStats(hello.heartbeatMs, now);
     state.record = {
       id: claims.id,
       kind: claims.kind,
@@ -241,7 +267,7 @@ export class RegionHub extends DurableObject<Env> {
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO members (id, region, joined_at) VALUES (?, ?, ?)", claims.id, claims.region, now);
     this.send(ws, { type: "welcome", node: claims.id, region: claims.region, heartbeatMs: hello.heartbeatMs, ping: PING_FRAME });
     this.push(state.record);
-    void this.sweepBy(now + hello.heartbeatMs * MISSED_HEARTBEATS_SUSPECT + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
+    void this.sweepBy(now + state.arrivals.suspectAfterMs + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
     console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
     if (state.geoFlag) console.warn(JSON.stringify({ at: "hub.geo_flag", node: claims.id, region: claims.region, colo: state.geoFlag.colo, km: state.geoFlag.km }));
   }
@@ -264,7 +290,6 @@ export class RegionHub extends DurableObject<Env> {
     if (beat.users !== undefined && record.kind === "hotspot") record.users = beat.users;
     // Congestion moves in steps like load, so the Directory is not told about every wobble.
     if (congestion !== undefined && (stepped || record.congestion === undefined)) record.congestion = congestion;
-    if (record.health === "down") this.setHealth(record, { health: "healthy", reason: "heartbeat resumed" });
     if (stepped) {
       state.pushedLoad = beat.load;
       this.push(record);

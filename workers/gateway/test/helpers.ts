@@ -60,9 +60,20 @@ export async function joinNode(id: string, region: string, over: Record<string, 
   return node;
 }
 
-export async function fleet(): Promise<{ id: string; health: string; healthy: boolean; region: string; load: number }[]> {
+export interface FleetEntry {
+  id: string;
+  state: string;
+  stateReason: string;
+  health: string;
+  healthy: boolean;
+  region: string;
+  load: number;
+  slowStart?: { penaltyMs: number };
+}
+
+export async function fleet(): Promise<FleetEntry[]> {
   const res = await SELF.fetch(`${BASE}/admin/fleet`, { headers: ADMIN });
-  return ((await res.json()) as { nodes: { id: string; health: string; healthy: boolean; region: string; load: number }[] }).nodes;
+  return ((await res.json()) as { nodes: FleetEntry[] }).nodes;
 }
 
 /** Polls until `check` stops throwing (the fleet snapshot refreshes in the background). */

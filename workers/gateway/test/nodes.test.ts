@@ -72,14 +72,15 @@ describe("node connections", () => {
     await eventually(async () => expect((await fleet()).find((n) => n.id === "ams-good")).toMatchObject({ healthy: true, load: 0.25 }));
   });
 
-  it("marks a silent node down in the sweep, and back up only after two good checks", async () => {
+  it("marks a silent node down in the sweep, and back up only after two good checks, in slow start", async () => {
     const node = await joinNode("lhr-quiet", "lhr");
     const hub = env.REGION_HUB.get(env.REGION_HUB.idFromName("lhr"));
     // Age the node's last frame as if it had been frozen for 10 s, then run the sweep.
     await runInDurableObject(hub, (_instance: RegionHub, state) => {
       for (const ws of state.getWebSockets("lhr-quiet")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number };
-        ws.serializeAttachment({ ...attachment, lastFrameAt: Date.now() - 10_000 });
+        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+        const frozenAt = Date.now() - 10_000;
+        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
       }
     });
     expect(await runDurableObjectAlarm(hub)).toBe(true);
@@ -90,6 +91,9 @@ describe("node connections", () => {
     node.ws.send(JSON.stringify({ type: "heartbeat", seq: 4, load: 0.1, inFlight: 0, free: 8 }));
     await eventually(async () => expect(await runDurableObjectAlarm(hub)).toBe(true));
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("healthy"));
+    const back = (await fleet()).find((n) => n.id === "lhr-quiet");
+    expect(back).toMatchObject({ state: "healthy", stateReason: expect.stringMatching(/resumed/), slowStart: { penaltyMs: expect.any(Number) } });
+    expect(back?.slowStart?.penaltyMs).toBeGreaterThan(0);
   });
 
   it("passes slow load drift on once it adds up to a step", async () => {

@@ -1,3 +1,4 @@
+import { getRegion } from "@meridian/regions";
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { UsageBatch, UsageDelta } from "../src/offload-ledger";
@@ -6,9 +7,9 @@ import { ADMIN, BASE, eventually, fleet, joinNode, type TestNode } from "./helpe
 const LONDON = { "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB" };
 const HOUR_MS = 3600_000;
 
-const partner = (id: string, offload: Record<string, unknown> = {}) => ({
+const partner = (id: string, offload: Record<string, unknown> = {}, regions = ["lhr", "man"]) => ({
   name: `Carrier ${id}`,
-  regions: ["lhr", "man"],
+  regions,
   offload: { maxHotspotKm: 50, minTier: 2, congestionThreshold: 0.7, hysteresis: 0.2, dial: { base: 100, max: 100 }, ...offload },
 });
 
@@ -47,15 +48,20 @@ function beat(node: TestNode, seq: number, extra: Record<string, unknown>): void
   node.ws.send(JSON.stringify({ type: "heartbeat", seq, load: 0, inFlight: 0, free: 8, ...extra }));
 }
 
-/** A partner with one backbone node and one tier-3 hotspot in London. */
-async function londonPartner(id: string, offload: Record<string, unknown> = {}, hotspotOver: Record<string, unknown> = {}, connect: Record<string, string> = {}) {
-  expect((await putPartner(id, partner(id, offload))).status).toBe(200);
-  const backbone = await joinNode(`${id}-bb`, "lhr", { kind: "carrier", partner: id });
-  const hotspot = await joinNode(`${id}-hs`, "lhr", { kind: "hotspot", maxMbps: 300, ...hotspotOver }, connect);
+/**
+ * A partner with one backbone node and one tier-3 hotspot in `region` (each test its own
+ * region: hotspots serve every partner, and earlier tests' nodes stay connected).
+ */
+async function partnerIn(region: string, id: string, offload: Record<string, unknown> = {}, hotspotOver: Record<string, unknown> = {}, connect: Record<string, string> = {}) {
+  const place = getRegion(region);
+  if (place === undefined) throw new Error(`no region ${region}`);
+  expect((await putPartner(id, partner(id, offload, [region]))).status).toBe(200);
+  const backbone = await joinNode(`${id}-bb`, region, { kind: "carrier", partner: id });
+  const hotspot = await joinNode(`${id}-hs`, region, { kind: "hotspot", maxMbps: 300, ...hotspotOver }, connect);
   keepAlive(backbone, hotspot);
   beat(hotspot, 1, { tier: 3, users: 12 });
   beat(backbone, 1, { congestion: 0.1 });
-  const headers = { ...LONDON, "x-meridian-kind": "hotspot", "x-meridian-carrier": id };
+  const headers = { "x-client-lat": String(place.lat), "x-client-lon": String(place.lon), "x-client-country": place.country, "x-meridian-kind": "hotspot", "x-meridian-carrier": id };
   await eventually(async () => {
     const res = await SELF.fetch(`${BASE}/route`, { headers });
     const body = (await res.json()) as { offload?: { dial: { congestion: number } | null; hotspots: { qualifying: number } } };
@@ -113,7 +119,7 @@ describe("carrier routing", () => {
   });
 
   it("offloads inside the dial, keeps the backbone outside it, and explains why in /route", async () => {
-    const { headers } = await londonPartner("tmo-dial", { dial: { base: 100, max: 100 } });
+    const { headers } = await partnerIn("lhr", "tmo-dial", { dial: { base: 100, max: 100 } });
     mockNodes(() => new Response("x".repeat(1000)));
     const offloaded = await SELF.fetch(`${BASE}/v1/data`, { headers });
     expect(offloaded.headers.get("x-meridian-route")).toBe("offload");
@@ -132,7 +138,7 @@ describe("carrier routing", () => {
   });
 
   it("raises the dial when the backbone reports congestion and lowers it again with hysteresis", async () => {
-    const { backbone, headers } = await londonPartner("tmo-cong", { dial: { base: 0, max: 100 } });
+    const { backbone, headers } = await partnerIn("cdg", "tmo-cong", { dial: { base: 0, max: 100 } });
     const subscriber = { ...headers, "x-meridian-subscriber": "sub-42" };
     const explain = async () => ((await (await SELF.fetch(`${BASE}/route`, { headers: subscriber })).json()) as { offload: { route: string; reason: string; dial: { percent: number; engaged: boolean } } }).offload;
     expect(await explain()).toMatchObject({ route: "backbone", reason: "outside-dial", dial: { percent: 0, engaged: false } });
@@ -146,10 +152,10 @@ describe("carrier routing", () => {
   });
 
   it("flags a hotspot whose socket arrives far from its region, and ranks it last", async () => {
-    const { headers } = await londonPartner("tmo-geo", {}, {}, { "x-meridian-dev-colo": "SIN" });
+    const { headers } = await partnerIn("fra", "tmo-geo", {}, {}, { "x-meridian-dev-colo": "SIN" });
     const nodes = (await fleet()) as unknown as { id: string; geoFlag?: { colo: string; km: number } }[];
     expect(nodes.find((n) => n.id === "tmo-geo-hs")?.geoFlag).toMatchObject({ colo: "sin" });
-    const honest = await joinNode("tmo-geo-hs2", "lhr", { kind: "hotspot", maxMbps: 300 });
+    const honest = await joinNode("tmo-geo-hs2", "fra", { kind: "hotspot", maxMbps: 300 });
     keepAlive(honest);
     beat(honest, 1, { tier: 3, load: 0.9 });
     await eventually(async () => {
@@ -172,7 +178,7 @@ describe("offload ledger", () => {
   };
 
   it("counts every request and the bytes the client took, aborted streams included", async () => {
-    const { headers } = await londonPartner("tmo-bytes");
+    const { headers } = await partnerIn("ams", "tmo-bytes");
     const chunk = new Uint8Array(4096).fill(7);
     mockNodes((url) => {
       if (url.includes("stream")) {
@@ -206,7 +212,7 @@ describe("offload ledger", () => {
   });
 
   it("fails over from a dead hotspot to the backbone and counts only the attempt that served", async () => {
-    const { headers } = await londonPartner("tmo-fail");
+    const { headers } = await partnerIn("mad", "tmo-fail");
     mockNodes((url) => {
       if (url.includes("tmo-fail-hs")) throw new Error("connect ECONNREFUSED");
       return new Response("backbone bytes");
@@ -254,7 +260,7 @@ describe("offload ledger", () => {
   });
 
   it("summarizes the offload share per partner and region", async () => {
-    const { headers } = await londonPartner("tmo-sum", { dial: { base: 50, max: 50 } });
+    const { headers } = await partnerIn("dub", "tmo-sum", { dial: { base: 50, max: 50 } });
     mockNodes(() => new Response("0123456789"));
     const routes: string[] = [];
     for (let i = 0; i < 40; i++) {
@@ -266,7 +272,7 @@ describe("offload ledger", () => {
     await eventually(async () => {
       const summary = (await (await SELF.fetch(`${BASE}/admin/offload/summary`, { headers: ADMIN })).json()) as { partners: { partner: string; offloadShare: number; regions: { region: string; offloadRequests: number; backboneRequests: number }[] }[] };
       const mine = summary.partners.find((p) => p.partner === "tmo-sum");
-      expect(mine?.regions).toEqual([expect.objectContaining({ region: "lhr", offloadRequests: offloaded, backboneRequests: 40 - offloaded })]);
+      expect(mine?.regions).toEqual([expect.objectContaining({ region: "dub", offloadRequests: offloaded, backboneRequests: 40 - offloaded })]);
       expect(mine?.offloadShare).toBeCloseTo(offloaded / 40, 3);
     });
     expect(offloaded).toBeGreaterThan(8);

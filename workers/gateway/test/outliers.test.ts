@@ -72,8 +72,13 @@ describe("passive outlier ejection", () => {
     expect(explained.excluded).toContainEqual(expect.objectContaining({ id: "gru-flaky", reason: "ejected" }));
     const metrics = await (await SELF.fetch(`${BASE}/metrics`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).text();
     expect(metrics).toContain("meridian_ejected_nodes 1");
-    const fleet = (await (await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).json()) as { nodes: { id: string; ejected?: { reason: string } }[] };
-    expect(fleet.nodes.find((n) => n.id === "gru-flaky")?.ejected?.reason).toMatch(/connect failed/);
+    const fleet = (await (await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: `Bearer ${env.VIEWER_TOKEN}` } })).json()) as { nodes: { id: string; state: string; stateReason: string; stateSince: string; health: string; ejected?: { reason: string } }[] };
+    const flaky = fleet.nodes.find((n) => n.id === "gru-flaky");
+    expect(flaky?.ejected?.reason).toMatch(/connect failed/);
+    // What routing does with it (ejected), beside what its hub says (healthy).
+    expect(flaky).toMatchObject({ state: "ejected", stateReason: expect.stringMatching(/connect failed/), health: "healthy" });
+    expect(Date.parse(flaky?.stateSince ?? "")).toBeLessThanOrEqual(Date.now());
+    expect(fleet.nodes.find((n) => n.id === "gru-steady")).toMatchObject({ state: "healthy" });
     expect(fleet.nodes.find((n) => n.id === "gru-steady")?.ejected).toBeUndefined();
   });
 });

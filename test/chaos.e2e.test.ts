@@ -1,0 +1,313 @@
+/**
+ * Chaos under load, end to end: wrangler dev, a simulated fleet (1 s heartbeats, +-200 ms
+ * jitter, 1 % lost frames) and an open-loop client at a fixed arrival rate. While the load
+ * runs, 10 % of the nodes are killed (socket cut, HTTP refused), 5 % frozen (silent, HTTP
+ * hangs) and a few more flap (frozen, then back).
+ *
+ * Every node's HTTP handler is wrapped to record what reached it, so the test can tell not
+ * only what clients saw but where their requests went:
+ * - at least 99.9 % of the (idempotent) requests succeed, each tried on at most two nodes;
+ * - no answer came from a node after it was hit, and the policy allows every node that
+ *   answered, fallbacks included (checked against the compiled live policy, independently
+ *   of the gateway's own verdict);
+ * - requests stop reaching a victim once the detector has had its time (closed: 1 s, silent:
+ *   3.5 s; both with slack for a loaded machine and the snapshot refresh);
+ * - no untouched node is ever seen down; a flapped node comes back in slow start.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { silentLogger, startSimulator, type SimulatedNode, type SimulatorHandle } from "@meridian/node-agent";
+import { compilePolicy, type ClientContext } from "@meridian/policy";
+import { PolicyDocumentSchema } from "@meridian/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+
+const NODES = 60;
+const RATE_PER_S = 80;
+const LOAD_S = 40;
+const KILL_AT_S = 8;
+const FREEZE_AT_S = 12;
+const FLAP_AT_S = 18;
+const THAW_AFTER_S = 8;
+/** Slack on the detection goals (1 s closed, 3.5 s silent) for snapshot refresh and a busy machine. */
+const CLOSED_OUT_MS = 2_500;
+const SILENT_OUT_MS = 6_000;
+const FLEET_POLL_MS = 500;
+
+interface ClientSpec {
+  name: string;
+  headers: Record<string, string>;
+  context: ClientContext;
+  kind?: "gpu" | "hotspot";
+}
+
+const PLACES = [
+  { name: "tokyo", lat: "35.6762", lon: "139.6503", country: "JP" },
+  { name: "frankfurt", lat: "50.1109", lon: "8.6821", country: "DE" },
+  { name: "new-york", lat: "40.7128", lon: "-74.006", country: "US" },
+  { name: "sao-paulo", lat: "-23.5505", lon: "-46.6333", country: "BR" },
+  { name: "mumbai", lat: "19.076", lon: "72.8777", country: "IN" },
+  { name: "beijing", lat: "39.9042", lon: "116.4074", country: "CN" },
+];
+
+/** Every place asks for anything, a hotspot and a GPU; Paris also asks for EU residency. */
+const CLIENTS: ClientSpec[] = [
+  ...PLACES.flatMap((p) =>
+    ([undefined, "hotspot", "gpu"] as const).map((kind) => ({
+      name: `${p.name}/${kind ?? "any"}`,
+      headers: { "x-client-lat": p.lat, "x-client-lon": p.lon, "x-client-country": p.country, ...(kind ? { "x-meridian-kind": kind } : {}) },
+      context: { country: p.country },
+      ...(kind ? { kind } : {}),
+    })),
+  ),
+  { name: "paris/eu", headers: { "x-client-lat": "48.8566", "x-client-lon": "2.3522", "x-client-country": "FR", "x-meridian-residency": "eu" }, context: { country: "FR", residency: "eu" } },
+];
+
+interface Arrival {
+  node: string;
+  at: number;
+  request: string | undefined;
+}
+
+interface Outcome {
+  id: string;
+  client: ClientSpec;
+  sentAt: number;
+  doneAt: number;
+  status: number;
+  node: string | null;
+  route: string | null;
+  error?: string;
+}
+
+let gateway: LocalGateway;
+let stateDir: string;
+let sim: SimulatorHandle;
+let adminToken: string;
+const arrivals: Arrival[] = [];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Records every request that reaches a node's HTTP handler, whatever the node's state. */
+function recordArrivals(node: SimulatedNode): void {
+  const workload = node.workload;
+  const handle = workload.handle.bind(workload);
+  workload.handle = (req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams) => {
+    const request = req.headers["x-chaos-request"];
+    arrivals.push({ node: node.plan.id, at: performance.now(), request: typeof request === "string" ? request : undefined });
+    handle(req, res, pathname, query);
+  };
+}
+
+async function fleetHealth(): Promise<Map<string, { state: string; health: string; slowStart?: unknown }>> {
+  const res = await fetch(`${gateway.url}/admin/fleet`, { headers: { authorization: `Bearer ${adminToken}` } });
+  if (!res.ok) throw new Error(`/admin/fleet answered ${res.status}`);
+  const body = (await res.json()) as { nodes: { id: string; state: string; health: string; slowStart?: unknown }[] };
+  return new Map(body.nodes.map((n) => [n.id, n]));
+}
+
+async function send(id: string, client: ClientSpec): Promise<Outcome> {
+  const sentAt = performance.now();
+  try {
+    const res = await fetch(`${gateway.url}/v1/whoami`, { headers: { ...client.headers, "x-chaos-request": id }, signal: AbortSignal.timeout(20_000) });
+    const body = res.status === 200 ? ((await res.json()) as { node: string }) : (await res.text(), null);
+    const node = res.headers.get("x-meridian-node");
+    if (body !== null && body.node !== node) throw new Error(`x-meridian-node ${node} but ${body.node} answered`);
+    return { id, client, sentAt, doneAt: performance.now(), status: res.status, node, route: res.headers.get("x-meridian-route") };
+  } catch (error) {
+    return { id, client, sentAt, doneAt: performance.now(), status: 0, node: null, route: null, error: String(error) };
+  }
+}
+
+beforeAll(async () => {
+  const { secrets } = ensureDevVars();
+  adminToken = secrets.ADMIN_TOKEN;
+  stateDir = mkdtempSync(join(tmpdir(), "meridian-chaos-"));
+  gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+  sim = await startSimulator({
+    gatewayUrl: gateway.url,
+    adminToken,
+    nodes: NODES,
+    seed: 7,
+    prefix: "chaos",
+    heartbeatMs: 1000,
+    jitterMs: 200,
+    lossRate: 0.01,
+    connectConcurrency: 16,
+    logger: silentLogger,
+    nodeLogger: () => silentLogger,
+  });
+  for (const node of sim.nodes) recordArrivals(node);
+  const ids = sim.nodes.map((n) => n.plan.id);
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const fleet = await fleetHealth().catch(() => new Map());
+    // Routable: with 1 % loss a node is now and then briefly suspect.
+    if (ids.every((id) => ["healthy", "suspect"].includes(fleet.get(id)?.health ?? ""))) break;
+    if (performance.now() > deadline) throw new Error("the simulated fleet did not come up in 30 s");
+    await sleep(250);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await sim?.close({ drain: false });
+  await gateway?.stop();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe("chaos under load", () => {
+  it("keeps >= 99.9 % of idempotent requests succeeding, none served by a dead, silent or refused node", { timeout: 150_000 }, async () => {
+    const policyRes = await fetch(`${gateway.url}/admin/policy`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const live = (await policyRes.json()) as { version: number; document: unknown };
+    const policy = compilePolicy(PolicyDocumentSchema.parse(live.document), live.version);
+    const plans = new Map(sim.nodes.map((n) => [n.plan.id, n.plan]));
+
+    // Clients the fleet can serve at all before the chaos (some may be refused outright: 451).
+    const clients: ClientSpec[] = [];
+    for (const client of CLIENTS) if ((await send("probe", client)).status === 200) clients.push(client);
+    expect(clients.length).toBeGreaterThanOrEqual(CLIENTS.length - 2);
+
+    // 10 % killed, 5 % frozen, 5 % flapped; picked when the kills start (below).
+    const killed: string[] = [];
+    const frozen: string[] = [];
+    const flapped: string[] = [];
+    const hitAt = new Map<string, number>();
+    const thawedAt = new Map<string, number>();
+    const victims = new Set<string>();
+    /**
+     * Seeded victims, except that each group starts with one of the three busiest nodes so far,
+     * so the chaos hits nodes that serve this load (random ones may serve none of it). The
+     * groups are hit seconds apart, so a client does not lose its primary and its fallback at once.
+     */
+    const pickVictims = () => {
+      const served = new Map<string, number>();
+      for (const a of arrivals) served.set(a.node, (served.get(a.node) ?? 0) + 1);
+      const busiest = [...served.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([id]) => id).slice(0, 3);
+      const seeded = sim.pickChaosVictims(10, 10, 7);
+      const others = [...seeded.killed, ...seeded.frozen, ...sim.nodes.map((n) => n.plan.id)].filter((id, i, all) => !busiest.includes(id) && all.indexOf(id) === i);
+      const sizes = [Math.round(NODES * 0.1), Math.round(NODES * 0.05), Math.round(NODES * 0.05)];
+      [killed, frozen, flapped].forEach((group, g) => {
+        const first = busiest[g];
+        if (first !== undefined) group.push(first);
+        while (group.length < (sizes[g] ?? 0)) {
+          const next = others.shift();
+          if (next === undefined) break;
+          group.push(next);
+        }
+        for (const id of group) victims.add(id);
+      });
+    };
+    const seenDown = new Set<string>();
+    const slowStarted = new Set<string>();
+
+    const started = performance.now();
+    const at = (s: number) => started + s * 1000;
+    const chaos = (async () => {
+      await sleep(at(KILL_AT_S) - performance.now());
+      pickVictims();
+      for (const id of killed) {
+        hitAt.set(id, performance.now());
+        sim.kill(id);
+      }
+      await sleep(at(FREEZE_AT_S) - performance.now());
+      for (const id of frozen) {
+        hitAt.set(id, performance.now());
+        sim.freeze(id);
+      }
+      await sleep(at(FLAP_AT_S) - performance.now());
+      for (const id of flapped) {
+        hitAt.set(id, performance.now());
+        sim.freeze(id);
+      }
+      await sleep(at(FLAP_AT_S + THAW_AFTER_S) - performance.now());
+      for (const id of flapped) {
+        thawedAt.set(id, performance.now());
+        sim.thaw(id);
+      }
+    })();
+
+    let loadDone = false;
+    const watcher = (async () => {
+      while (!loadDone) {
+        const fleet = await fleetHealth().catch(() => null);
+        if (fleet !== null) {
+          for (const id of plans.keys()) {
+            const entry = fleet.get(id);
+            if (!victims.has(id) && (entry === undefined || entry.health === "down")) seenDown.add(id);
+            if (flapped.includes(id) && thawedAt.has(id) && entry?.state === "healthy" && entry.slowStart !== undefined) slowStarted.add(id);
+          }
+        }
+        await sleep(FLEET_POLL_MS);
+      }
+    })();
+
+    // Open loop: request i leaves at started + i / rate, whether or not earlier ones answered.
+    const total = RATE_PER_S * LOAD_S;
+    const pending: Promise<Outcome>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = started + (i * 1000) / RATE_PER_S;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const client = clients[i % clients.length];
+      if (client !== undefined) pending.push(send(`r${i}`, client));
+    }
+    const outcomes = await Promise.all(pending);
+    await chaos;
+    // Let the flapped nodes finish their return (2+ good checks) before the watcher stops.
+    const settleBy = performance.now() + 10_000;
+    while (slowStarted.size < flapped.length && performance.now() < settleBy) await sleep(FLEET_POLL_MS);
+    loadDone = true;
+    await watcher;
+
+    const failed = outcomes.filter((o) => o.status !== 200);
+    const failovers = outcomes.filter((o) => o.route === "failover").length;
+    const servedAfterHit = outcomes.filter((o) => {
+      if (o.node === null || o.status !== 200) return false;
+      const hit = hitAt.get(o.node);
+      const thawed = thawedAt.get(o.node);
+      // Sent after the hit and answered before any thaw: a dead or silent node cannot have done it.
+      return hit !== undefined && o.sentAt > hit && (thawed === undefined || o.doneAt < thawed);
+    });
+    const refused = outcomes.filter((o) => {
+      const plan = o.node === null ? undefined : plans.get(o.node);
+      if (o.status !== 200 || plan === undefined) return false;
+      const verdict = policy.forClient(o.client.context)({ region: plan.region, kind: plan.kind, ...(plan.gpu ? { gpuClass: plan.gpu.class } : {}) });
+      return !verdict.allowed || (o.client.kind !== undefined && plan.kind !== o.client.kind);
+    });
+    const lateArrivals = arrivals.filter((a) => {
+      const hit = hitAt.get(a.node);
+      if (hit === undefined || thawedAt.has(a.node)) return false;
+      return a.at > hit + (killed.includes(a.node) ? CLOSED_OUT_MS : SILENT_OUT_MS);
+    });
+    const flapArrivals = arrivals.filter((a) => {
+      const hit = hitAt.get(a.node);
+      const thawed = thawedAt.get(a.node);
+      return hit !== undefined && thawed !== undefined && a.at > hit + SILENT_OUT_MS && a.at < thawed;
+    });
+
+    const successRate = (outcomes.length - failed.length) / outcomes.length;
+    console.log(
+      `[chaos] ${outcomes.length} requests at ${RATE_PER_S}/s over ${clients.length} clients; killed ${killed.length}, froze ${frozen.length}, flapped ${flapped.length}; ` +
+        `success ${(successRate * 100).toFixed(2)} % (${failed.length} failed), ${failovers} failed over; ` +
+        `late arrivals ${lateArrivals.length + flapArrivals.length}; false downs ${seenDown.size}; back in slow start ${slowStarted.size}/${flapped.length}`,
+    );
+    for (const o of failed.slice(0, 5)) console.log(`[chaos] failed ${o.id} ${o.client.name}: ${o.status} ${o.error ?? ""}`);
+
+    expect(outcomes).toHaveLength(total);
+    expect(successRate).toBeGreaterThanOrEqual(0.999);
+    // Tried on at most two nodes: the gateway says which attempt answered.
+    expect(outcomes.filter((o) => o.status === 200 && o.route !== "primary" && o.route !== "failover")).toEqual([]);
+    expect(servedAfterHit.map((o) => `${o.id} by ${o.node}`)).toEqual([]);
+    expect(refused.map((o) => `${o.id} (${o.client.name}) by ${o.node}`)).toEqual([]);
+    expect(lateArrivals.map((a) => `${a.request} at ${a.node}`)).toEqual([]);
+    expect(flapArrivals.map((a) => `${a.request} at ${a.node}`)).toEqual([]);
+    expect([...seenDown]).toEqual([]);
+    expect([...slowStarted].sort()).toEqual([...flapped].sort());
+    // The chaos hit nodes that were serving: some victim of each kind had traffic before its hit.
+    const servedBeforeHit = (ids: readonly string[]) => ids.filter((id) => arrivals.some((a) => a.node === id && a.at < (hitAt.get(id) ?? 0)));
+    expect(servedBeforeHit(killed).length).toBeGreaterThan(0);
+    expect(servedBeforeHit([...frozen, ...flapped]).length).toBeGreaterThan(0);
+  });
+});
