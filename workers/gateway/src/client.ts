@@ -112,12 +112,16 @@ export const GEO_FLAG_KM = 2000;
 
 /**
  * The Cloudflare colo a node's socket arrived at (request.cf.colo, an IATA code), or in local
- * runs the dev-only x-meridian-dev-colo header; flagged when far from the enrolled region.
+ * runs (DEV_TRUST_CLIENT_GEO) only the x-meridian-dev-colo header; flagged when far from the
+ * enrolled region.
  * A colo the catalog does not know cannot be judged and is not flagged.
  */
 export function geoFlagOf(request: Request, env: Env, enrolledRegion: string): { colo: string; km: number } | null {
-  const devColo = env.DEV_TRUST_CLIENT_GEO === "true" ? request.headers.get("x-meridian-dev-colo") : null;
-  const colo = (devColo ?? (typeof request.cf?.colo === "string" ? request.cf.colo : "")).trim().toLowerCase();
+  // Local runs get a placeholder request.cf (wrangler dev cannot fetch the real one), so
+  // there only the dev header counts.
+  const dev = env.DEV_TRUST_CLIENT_GEO === "true";
+  const raw = dev ? request.headers.get("x-meridian-dev-colo") : typeof request.cf?.colo === "string" ? request.cf.colo : null;
+  const colo = (raw ?? "").trim().toLowerCase();
   const arrived = getRegion(colo);
   const enrolled = getRegion(enrolledRegion);
   if (arrived === undefined || enrolled === undefined) return null;
