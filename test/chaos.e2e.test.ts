@@ -2,7 +2,9 @@
  * Chaos under load, end to end: wrangler dev, a simulated fleet (1 s heartbeats, +-200 ms
  * jitter, 1 % lost frames) and an open-loop client at a fixed arrival rate. While the load
  * runs, 10 % of the nodes are killed (socket cut, HTTP refused), 5 % frozen (silent, HTTP
- * hangs) and a few more flap (frozen, then back).
+ * hangs) and a few more flap (frozen, then back). Two more nodes are real `meridian-node`
+ * processes, the nearest hotspots of two clients: one gets kill -9 with the kills, the other
+ * SIGSTOP with the flaps and SIGCONT after (it then reconnects, as a resumed agent does).
  *
  * Every node's HTTP handler is wrapped to record what reached it, so the test can tell not
  * only what clients saw but where their requests went:
@@ -10,8 +12,8 @@
  * - no answer came from a node after it was hit, and the policy allows every node that
  *   answered, fallbacks included (checked against the compiled live policy, independently
  *   of the gateway's own verdict);
- * - requests stop reaching a victim once the detector has had its time (closed: 1 s, silent:
- *   3.5 s; both with slack for a loaded machine and the snapshot refresh);
+ * - no request sent after a victim's detection time reaches it (closed: 1 s, silent: 3.5 s;
+ *   both with slack for a loaded machine and the snapshot refresh);
  * - no untouched node is ever seen down; a flapped node comes back in slow start.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,9 +22,10 @@ import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { silentLogger, startSimulator, type SimulatedNode, type SimulatorHandle } from "@meridian/node-agent";
 import { compilePolicy, type ClientContext } from "@meridian/policy";
-import { PolicyDocumentSchema } from "@meridian/protocol";
+import { PolicyDocumentSchema, type GpuClass } from "@meridian/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { startAgent, stopAgent, type AgentProcess, type AgentSpec } from "./support/agents";
 
 const NODES = 60;
 const RATE_PER_S = 80;
@@ -35,6 +38,9 @@ const THAW_AFTER_S = 8;
 const CLOSED_OUT_MS = 2_500;
 const SILENT_OUT_MS = 6_000;
 const FLEET_POLL_MS = 500;
+/** Ids sort before the simulated nodes' ("chaos-<region>-..."), so they win ties in their region. */
+const REAL_KILLED: AgentSpec = { id: "chaos-0-gru-hotspot", region: "gru", kind: "hotspot" };
+const REAL_STOPPED: AgentSpec = { id: "chaos-0-bom-hotspot", region: "bom", kind: "hotspot" };
 
 interface ClientSpec {
   name: string;
@@ -87,6 +93,7 @@ let stateDir: string;
 let sim: SimulatorHandle;
 let adminToken: string;
 const arrivals: Arrival[] = [];
+const realAgents: AgentProcess[] = [];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -140,7 +147,8 @@ beforeAll(async () => {
     nodeLogger: () => silentLogger,
   });
   for (const node of sim.nodes) recordArrivals(node);
-  const ids = sim.nodes.map((n) => n.plan.id);
+  realAgents.push(...(await Promise.all([REAL_KILLED, REAL_STOPPED].map((spec) => startAgent(gateway.url, adminToken, spec)))));
+  const ids = [...sim.nodes.map((n) => n.plan.id), REAL_KILLED.id, REAL_STOPPED.id];
   const deadline = performance.now() + 30_000;
   for (;;) {
     const fleet = await fleetHealth().catch(() => new Map());
@@ -152,6 +160,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const agent of realAgents) stopAgent(agent);
   await sim?.close({ drain: false });
   await gateway?.stop();
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
@@ -162,7 +171,12 @@ describe("chaos under load", () => {
     const policyRes = await fetch(`${gateway.url}/admin/policy`, { headers: { authorization: `Bearer ${adminToken}` } });
     const live = (await policyRes.json()) as { version: number; document: unknown };
     const policy = compilePolicy(PolicyDocumentSchema.parse(live.document), live.version);
-    const plans = new Map(sim.nodes.map((n) => [n.plan.id, n.plan]));
+    const plans = new Map<string, { region: string; kind: "gpu" | "hotspot"; gpu?: { class: GpuClass } }>([...sim.nodes.map((n) => [n.plan.id, n.plan] as const), ...[REAL_KILLED, REAL_STOPPED].map((spec) => [spec.id, { region: spec.region, kind: spec.kind }] as const)]); // the real agents are hotspots
+    const agentOf = (spec: AgentSpec) => {
+      const agent = realAgents.find((a) => a.id === spec.id);
+      if (agent === undefined) throw new Error(`agent ${spec.id} did not start`);
+      return agent.process;
+    };
 
     // Clients the fleet can serve at all before the chaos (some may be refused outright: 451).
     const clients: ClientSpec[] = [];
@@ -198,6 +212,8 @@ describe("chaos under load", () => {
         }
         for (const id of group) victims.add(id);
       });
+      victims.add(REAL_KILLED.id);
+      victims.add(REAL_STOPPED.id);
     };
     const seenDown = new Set<string>();
     const slowStarted = new Set<string>();
@@ -211,6 +227,8 @@ describe("chaos under load", () => {
         hitAt.set(id, performance.now());
         sim.kill(id);
       }
+      hitAt.set(REAL_KILLED.id, performance.now());
+      agentOf(REAL_KILLED).kill("SIGKILL");
       await sleep(at(FREEZE_AT_S) - performance.now());
       for (const id of frozen) {
         hitAt.set(id, performance.now());
@@ -221,11 +239,15 @@ describe("chaos under load", () => {
         hitAt.set(id, performance.now());
         sim.freeze(id);
       }
+      hitAt.set(REAL_STOPPED.id, performance.now());
+      agentOf(REAL_STOPPED).kill("SIGSTOP");
       await sleep(at(FLAP_AT_S + THAW_AFTER_S) - performance.now());
       for (const id of flapped) {
         thawedAt.set(id, performance.now());
         sim.thaw(id);
       }
+      thawedAt.set(REAL_STOPPED.id, performance.now());
+      agentOf(REAL_STOPPED).kill("SIGCONT");
     })();
 
     let loadDone = false;
@@ -236,7 +258,7 @@ describe("chaos under load", () => {
           for (const id of plans.keys()) {
             const entry = fleet.get(id);
             if (!victims.has(id) && (entry === undefined || entry.health === "down")) seenDown.add(id);
-            if (flapped.includes(id) && thawedAt.has(id) && entry?.state === "healthy" && entry.slowStart !== undefined) slowStarted.add(id);
+            if ((flapped.includes(id) || id === REAL_STOPPED.id) && thawedAt.has(id) && entry?.state === "healthy" && entry.slowStart !== undefined) slowStarted.add(id);
           }
         }
         await sleep(FLEET_POLL_MS);
@@ -257,7 +279,7 @@ describe("chaos under load", () => {
     await chaos;
     // Let the flapped nodes finish their return (2+ good checks) before the watcher stops.
     const settleBy = performance.now() + 10_000;
-    while (slowStarted.size < flapped.length && performance.now() < settleBy) await sleep(FLEET_POLL_MS);
+    while (slowStarted.size < flapped.length + 1 && performance.now() < settleBy) await sleep(FLEET_POLL_MS);
     loadDone = true;
     await watcher;
 
@@ -276,22 +298,26 @@ describe("chaos under load", () => {
       const verdict = policy.forClient(o.client.context)({ region: plan.region, kind: plan.kind, ...(plan.gpu ? { gpuClass: plan.gpu.class } : {}) });
       return !verdict.allowed || (o.client.kind !== undefined && plan.kind !== o.client.kind);
     });
-    const lateArrivals = arrivals.filter((a) => {
+    // Judged by when the client sent the request, i.e. when the gateway chose the node: a
+    // fallback chosen in time may be reached seconds later, after a hung primary's timeout.
+    const sentAt = new Map(outcomes.map((o) => [o.id, o.sentAt]));
+    const routedLate = (a: Arrival, outMs: number) => {
       const hit = hitAt.get(a.node);
-      if (hit === undefined || thawedAt.has(a.node)) return false;
-      return a.at > hit + (killed.includes(a.node) ? CLOSED_OUT_MS : SILENT_OUT_MS);
-    });
+      const sent = a.request === undefined ? undefined : sentAt.get(a.request);
+      return hit !== undefined && sent !== undefined && sent > hit + outMs;
+    };
+    const describeArrival = (a: Arrival) => `${a.request} at ${a.node}, sent ${Math.round((sentAt.get(a.request ?? "") ?? 0) - (hitAt.get(a.node) ?? 0))} ms after its hit`;
+    const lateArrivals = arrivals.filter((a) => !thawedAt.has(a.node) && routedLate(a, killed.includes(a.node) ? CLOSED_OUT_MS : SILENT_OUT_MS));
     const flapArrivals = arrivals.filter((a) => {
-      const hit = hitAt.get(a.node);
       const thawed = thawedAt.get(a.node);
-      return hit !== undefined && thawed !== undefined && a.at > hit + SILENT_OUT_MS && a.at < thawed;
+      return thawed !== undefined && a.at < thawed && routedLate(a, SILENT_OUT_MS);
     });
 
     const successRate = (outcomes.length - failed.length) / outcomes.length;
     console.log(
-      `[chaos] ${outcomes.length} requests at ${RATE_PER_S}/s over ${clients.length} clients; killed ${killed.length}, froze ${frozen.length}, flapped ${flapped.length}; ` +
+      `[chaos] ${outcomes.length} requests at ${RATE_PER_S}/s over ${clients.length} clients; killed ${killed.length} + 1 process (kill -9), froze ${frozen.length}, flapped ${flapped.length} + 1 process (SIGSTOP, SIGCONT); ` +
         `success ${(successRate * 100).toFixed(2)} % (${failed.length} failed), ${failovers} failed over; ` +
-        `late arrivals ${lateArrivals.length + flapArrivals.length}; false downs ${seenDown.size}; back in slow start ${slowStarted.size}/${flapped.length}`,
+        `late arrivals ${lateArrivals.length + flapArrivals.length}; false downs ${seenDown.size}; back in slow start ${slowStarted.size}/${flapped.length + 1}`,
     );
     for (const o of failed.slice(0, 5)) console.log(`[chaos] failed ${o.id} ${o.client.name}: ${o.status} ${o.error ?? ""}`);
 
@@ -301,10 +327,12 @@ describe("chaos under load", () => {
     expect(outcomes.filter((o) => o.status === 200 && o.route !== "primary" && o.route !== "failover")).toEqual([]);
     expect(servedAfterHit.map((o) => `${o.id} by ${o.node}`)).toEqual([]);
     expect(refused.map((o) => `${o.id} (${o.client.name}) by ${o.node}`)).toEqual([]);
-    expect(lateArrivals.map((a) => `${a.request} at ${a.node}`)).toEqual([]);
-    expect(flapArrivals.map((a) => `${a.request} at ${a.node}`)).toEqual([]);
+    expect(lateArrivals.map(describeArrival)).toEqual([]);
+    expect(flapArrivals.map(describeArrival)).toEqual([]);
     expect([...seenDown]).toEqual([]);
-    expect([...slowStarted].sort()).toEqual([...flapped].sort());
+    expect([...slowStarted].sort()).toEqual([...flapped, REAL_STOPPED.id].sort());
+    // The real processes served their clients before they were hit.
+    for (const spec of [REAL_KILLED, REAL_STOPPED]) expect(outcomes.some((o) => o.node === spec.id && o.doneAt < (hitAt.get(spec.id) ?? 0))).toBe(true);
     // The chaos hit nodes that were serving: some victim of each kind had traffic before its hit.
     const servedBeforeHit = (ids: readonly string[]) => ids.filter((id) => arrivals.some((a) => a.node === id && a.at < (hitAt.get(id) ?? 0)));
     expect(servedBeforeHit(killed).length).toBeGreaterThan(0);

@@ -14,6 +14,7 @@ import {
   type GatewayMessage,
   type Heartbeat,
   type Hello,
+  FLAP_WINDOW_MS,
   identityMismatch,
   newArrivalStats,
   observeArrival,
@@ -75,6 +76,12 @@ export class RegionHub extends DurableObject<Env> {
   private heartbeatsReportedAt = 0;
   /** Monotonic across restarts (clock-based), so the Directory can order updates. */
   private seq = Date.now() * 1000;
+  /**
+   * When nodes went down or left, so one that comes back on a new connection (a frozen agent
+   * reconnects when it resumes) still gets slow start. Memory only: after an eviction a
+   * returning node simply starts at full weight.
+   */
+  private readonly outSince = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -202,6 +209,7 @@ export class RegionHub extends DurableObject<Env> {
       if (step.health !== record.health) {
         // Back from down: routing ramps it in (slow start) instead of handing it a herd at once.
         if (record.health === "down" && step.health === "healthy") record.returnedAt = now;
+        if (step.health === "down") this.outSince.set(record.id, now);
         this.setHealth(record, { health: step.health, reason: step.reason });
         this.push(record);
         console.log(JSON.stringify({ at: "hub.health", node: record.id, region: record.region, health: step.health, reason: step.reason }));
@@ -242,6 +250,8 @@ export class RegionHub extends DurableObject<Env> {
       if (other !== ws) this.closeWith(other, CloseCode.replaced, "replaced by a newer connection of the same node");
     }
     const now = Date.now();
+    const outAt = this.outSince.get(claims.id);
+    this.outSince.delete(claims.id);
     state.heartbeatMs = hello.heartbeatMs;
     state.arrivals = newArrivalStats(hello.heartbeatMs, now);
     state.record = {
@@ -262,6 +272,8 @@ export class RegionHub extends DurableObject<Env> {
       free: hello.capacity,
       connectedAt: now,
       seq: 0,
+      // Back within the flap window after being down or gone: ramp it in like a recovery.
+      ...(outAt !== undefined && now - outAt < FLAP_WINDOW_MS ? { returnedAt: now } : {}),
     };
     ws.serializeAttachment(state);
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO members (id, region, joined_at) VALUES (?, ?, ?)", claims.id, claims.region, now);
@@ -310,6 +322,8 @@ export class RegionHub extends DurableObject<Env> {
   // ---- helpers -------------------------------------------------------------------------
 
   private leave(id: string, region: string): void {
+    this.outSince.set(id, Date.now());
+    for (const [node, at] of this.outSince) if (Date.now() - at >= FLAP_WINDOW_MS) this.outSince.delete(node);
     this.ctx.storage.sql.exec("DELETE FROM members WHERE id = ?", id);
     this.queue({ id, region, gone: true, seq: this.seq++ });
   }

@@ -85,15 +85,35 @@ describe("node connections", () => {
     });
     expect(await runDurableObjectAlarm(hub)).toBe(true);
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("down"));
+    // Each check must come after the hub has the frame, or it is a silent check (count restarts).
+    const heard = () =>
+      eventually(() =>
+        runInDurableObject(hub, (_instance: RegionHub, state) => {
+          const attachment = state.getWebSockets("lhr-quiet")[0]?.deserializeAttachment() as { arrivals: { lastArrivalAt: number } } | undefined;
+          expect(Date.now() - (attachment?.arrivals.lastArrivalAt ?? 0)).toBeLessThan(500);
+        }),
+      );
     node.ws.send(JSON.stringify({ type: "heartbeat", seq: 3, load: 0.1, inFlight: 0, free: 8 }));
+    await heard();
     await eventually(async () => expect(await runDurableObjectAlarm(hub)).toBe(true));
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("down"));
     node.ws.send(JSON.stringify({ type: "heartbeat", seq: 4, load: 0.1, inFlight: 0, free: 8 }));
+    await heard();
     await eventually(async () => expect(await runDurableObjectAlarm(hub)).toBe(true));
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("healthy"));
     const back = (await fleet()).find((n) => n.id === "lhr-quiet");
     expect(back).toMatchObject({ state: "healthy", stateReason: expect.stringMatching(/resumed/), slowStart: { penaltyMs: expect.any(Number) } });
     expect(back?.slowStart?.penaltyMs).toBeGreaterThan(0);
+  });
+
+  it("puts a node that reconnects soon after leaving in slow start, and a first-time node not", async () => {
+    const first = await joinNode("lhr-again", "lhr");
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-again")).toMatchObject({ state: "healthy" }));
+    expect((await fleet()).find((n) => n.id === "lhr-again")?.slowStart).toBeUndefined();
+    first.ws.close(1000, "restart");
+    await eventually(async () => expect((await fleet()).some((n) => n.id === "lhr-again")).toBe(false));
+    await joinNode("lhr-again", "lhr");
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-again")?.slowStart?.penaltyMs).toBeGreaterThan(0));
   });
 
   it("passes slow load drift on once it adds up to a step", async () => {
