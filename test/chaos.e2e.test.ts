@@ -22,7 +22,7 @@ import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { silentLogger, startSimulator, type SimulatedNode, type SimulatorHandle } from "@meridian/node-agent";
 import { compilePolicy, type ClientContext } from "@meridian/policy";
-import { PolicyDocumentSchema, type GpuClass } from "@meridian/protocol";
+import { PolicyDocumentSchema, type GpuClass, type NodeKind } from "@meridian/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
 import { startAgent, stopAgent, type AgentProcess, type AgentSpec } from "./support/agents";
@@ -171,7 +171,7 @@ describe("chaos under load", () => {
     const policyRes = await fetch(`${gateway.url}/admin/policy`, { headers: { authorization: `Bearer ${adminToken}` } });
     const live = (await policyRes.json()) as { version: number; document: unknown };
     const policy = compilePolicy(PolicyDocumentSchema.parse(live.document), live.version);
-    const plans = new Map<string, { region: string; kind: "gpu" | "hotspot"; gpu?: { class: GpuClass } }>([...sim.nodes.map((n) => [n.plan.id, n.plan] as const), ...[REAL_KILLED, REAL_STOPPED].map((spec) => [spec.id, { region: spec.region, kind: spec.kind }] as const)]); // the real agents are hotspots
+    const plans = new Map<string, { region: string; kind: NodeKind; gpu?: { class: GpuClass } }>([...sim.nodes.map((n) => [n.plan.id, n.plan] as const), ...[REAL_KILLED, REAL_STOPPED].map((spec) => [spec.id, { region: spec.region, kind: spec.kind }] as const)]); // the real agents are hotspots
     const agentOf = (spec: AgentSpec) => {
       const agent = realAgents.find((a) => a.id === spec.id);
       if (agent === undefined) throw new Error(`agent ${spec.id} did not start`);
