@@ -23,16 +23,14 @@ function firstIssue(error: z.ZodError): string {
  */
 export function resolveClient(request: Request, env: Env): ResolvedClient {
   if (env.DEV_TRUST_CLIENT_GEO === "true" && DEV_GEO_HEADERS.some((h) => request.headers.has(h))) {
-    const country = request.headers.get("x-client-country")?.toUpperCase();
-    const subdivision = request.headers.get("x-client-subdivision")?.toUpperCase();
-    const parsed = ClientLocationSchema.safeParse({
-      lat: request.headers.get("x-client-lat") ?? undefined,
-      lon: request.headers.get("x-client-lon") ?? undefined,
-      ...(country ? { country } : {}),
-      ...(subdivision ? { subdivision } : {}),
-    });
-    if (!parsed.success) throw new HttpError(400, "invalid_client_geo", `x-client-* headers: ${firstIssue(parsed.error)}`);
-    return { location: parsed.data, source: "dev-headers" };
+    const parsed = clientLocation(
+      request.headers.get("x-client-lat"),
+      request.headers.get("x-client-lon"),
+      request.headers.get("x-client-country")?.toUpperCase(),
+      request.headers.get("x-client-subdivision")?.toUpperCase(),
+    );
+    if (typeof parsed === "string") throw new HttpError(400, "invalid_client_geo", `x-client-* headers: ${parsed}`);
+    return { location: parsed, source: "dev-headers" };
   }
   const cf = request.cf;
   const lat = Number(cf?.latitude);
@@ -42,13 +40,28 @@ export function resolveClient(request: Request, env: Env): ResolvedClient {
   }
   const country = typeof cf.country === "string" ? cf.country : undefined;
   const regionCode = typeof cf.regionCode === "string" ? cf.regionCode : undefined;
-  const parsed = ClientLocationSchema.safeParse({
-    lat,
-    lon,
-    ...(country ? { country } : {}),
-    ...(country && regionCode ? { subdivision: `${country}-${regionCode}` } : {}),
-  });
-  return parsed.success ? { location: parsed.data, source: "cf" } : { location: null, source: "unknown" };
+  const parsed = clientLocation(lat, lon, country, country && regionCode ? `${country}-${regionCode}` : undefined);
+  return typeof parsed === "string" ? { location: null, source: "unknown" } : { location: parsed, source: "cf" };
+}
+
+const COUNTRY = /^[A-Z]{2}$|^T1$/;
+const SUBDIVISION = /^[A-Z]{2}-[A-Z0-9]{1,3}$/;
+
+/**
+ * The same rules as ClientLocationSchema, checked by hand: this runs on every request, and
+ * a schema parse there costs more than the routing decision. The schema stays the contract
+ * (a property test keeps the two in agreement; unlike zod's coercion, an empty value is missing).
+ */
+export function clientLocation(latRaw: string | number | null, lonRaw: string | number | null, country: string | undefined, subdivision: string | undefined): ClientLocation | string {
+  // An empty header is missing, not 0 (which a bare Number() would make of it).
+  const toNumber = (raw: string | number | null) => (raw === null || (typeof raw === "string" && raw.trim() === "") ? Number.NaN : Number(raw));
+  const lat = toNumber(latRaw);
+  const lon = toNumber(lonRaw);
+  if (!(lat >= -90 && lat <= 90)) return "lat: a number from -90 to 90 is required";
+  if (!(lon >= -180 && lon <= 180)) return "lon: a number from -180 to 180 is required";
+  if (country && !COUNTRY.test(country)) return "country: ISO 3166-1 alpha-2 code (or T1)";
+  if (subdivision && !SUBDIVISION.test(subdivision)) return "subdivision: ISO 3166-2 code such as UA-43";
+  return { lat, lon, ...(country ? { country } : {}), ...(subdivision ? { subdivision } : {}) };
 }
 
 /** Request requirements from x-meridian-kind, x-meridian-gpu and x-meridian-min-vram-gb. */

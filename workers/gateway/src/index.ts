@@ -7,6 +7,7 @@ import {
   explainExclusions,
   hotspotCensus,
   route,
+  SLOT_COUNT,
   slotContext,
   subscriberBucket,
   type Candidate,
@@ -74,11 +75,24 @@ function describe(c: Candidate) {
 
 const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
 
-/** The policy per (region, slot): what routing asks on its hot path. */
+/**
+ * The policy per (region, slot): what routing asks on its hot path. Verdicts are kept per
+ * judge (one per client class and policy version) in a flat array: 0 unknown, 1 allowed,
+ * 2 refused, so a warm client class costs an array read instead of a key string and a map.
+ */
+const slotVerdicts = new WeakMap<NodeJudge, Uint8Array>();
 function slotPolicy(judge: NodeJudge): SlotPolicy {
+  let verdicts = slotVerdicts.get(judge);
+  if (verdicts === undefined) slotVerdicts.set(judge, (verdicts = new Uint8Array(REGIONS.length * SLOT_COUNT)));
+  const cache = verdicts;
   return (region, slot) => {
+    const at = region * SLOT_COUNT + slot;
+    const known = cache[at];
+    if (known !== undefined && known !== 0) return known === 1;
     const id = REGIONS[region]?.id;
-    return id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
+    const allowed = id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
+    cache[at] = allowed ? 1 : 2;
+    return allowed;
   };
 }
 
