@@ -11,7 +11,7 @@ import { Agent, request as httpRequest } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentLogger, startSimulator, type PlannedNode } from "@meridian/node-agent";
+import { seededRandom, silentLogger, startSimulator, type PlannedNode } from "@meridian/node-agent";
 import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
 import { PolicyDocumentSchema, type CarrierPartner, type NodeRecord } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
@@ -24,18 +24,6 @@ const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_K
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 const PARTNERS = 4;
 let sink = 0;
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makePartners(random: () => number): CarrierPartner[] {
   return Array.from({ length: PARTNERS }, (_, p) => ({
@@ -74,7 +62,7 @@ interface Query {
 }
 
 function decisionCost(size: number, policy: CompiledPolicy, budgetMs: number): { offloadP50: number; offloadP99: number; plainP50: number; offloadShare: number } {
-  const random = rng(size);
+  const random = seededRandom(size);
   const partners = makePartners(random);
   const index = new FleetIndex(makeFleet(size, partners, random));
   const queries: Query[] = Array.from({ length: 4096 }, (_, i) => {

@@ -2,7 +2,7 @@ import { CarrierPartnerSchema, PartnerIdSchema, UsageQuerySchema, type CarrierDo
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { ADMIN_BODY_LIMIT, changeReason, etag, expectedVersion, limit, publishAnswer, validJson, type AdminApp } from "./admin-common";
+import { ADMIN_BODY_LIMIT, changeReason, etag, expectedVersion, limit, publishAnswer, validJson, type AdminApp, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import type { Env } from "./env";
 import { HttpError } from "./errors";
@@ -63,14 +63,7 @@ carriersAdmin.put("/carriers", requireRole("admin"), limit(CARRIERS_BODY_LIMIT),
 
 carriersAdmin.get("/carriers/versions", requireRole("viewer"), async (c) => c.json({ versions: await carrierStore(c.env).list() }));
 
-carriersAdmin.get("/carriers/versions/:version", requireRole("viewer"), async (c) => {
-  const version = Number(c.req.param("version"));
-  if (!Number.isInteger(version) || version < 1) throw new HttpError(400, "invalid_version", "versions are positive integers");
-  const found = await carrierStore(c.env).get(version);
-  if (found === null) throw new HttpError(404, "version_not_found", `there is no carriers version ${version}`);
-  c.header("etag", etag(found.version));
-  return c.json(found);
-});
+carriersAdmin.get("/carriers/versions/:version", requireRole("viewer"), (c) => versionAnswer(c, "carriers", (v) => carrierStore(c.env).get(v)));
 
 carriersAdmin.post("/carriers/rollback", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(z.strictObject({ version: z.int().min(1) })), async (c) => {
   const target = await carrierStore(c.env).get(c.req.valid("json").version);

@@ -72,3 +72,13 @@ export function publishAnswer(c: Context<AdminApp>, document: DocumentName, resu
   }
 }
 
+
+/** GET .../versions/:version of a versioned document: the version with its ETag, or 400/404. */
+export async function versionAnswer<T extends { version: number }>(c: Context<AdminApp>, document: DocumentName, get: (version: number) => Promise<T | null>) {
+  const version = Number(c.req.param("version"));
+  if (!Number.isInteger(version) || version < 1) throw new HttpError(400, "invalid_version", "versions are positive integers");
+  const found = await get(version);
+  if (found === null) throw new HttpError(404, "version_not_found", `there is no ${document} version ${version}`);
+  c.header("etag", etag(found.version));
+  return c.json(found);
+}

@@ -3,7 +3,7 @@ import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { ADMIN_BODY_LIMIT, changeReason, directory, etag, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp } from "./admin-common";
+import { ADMIN_BODY_LIMIT, changeReason, directory, etag, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import { issueCredential } from "./credentials";
 import type { Env } from "./env";
@@ -124,14 +124,7 @@ admin.post("/policy/dry-run", requireRole("editor"), limit(POLICY_BODY_LIMIT), v
 
 admin.get("/policy/versions", requireRole("viewer"), async (c) => c.json({ versions: await policyStore(c.env).list() }));
 
-admin.get("/policy/versions/:version", requireRole("viewer"), async (c) => {
-  const version = Number(c.req.param("version"));
-  if (!Number.isInteger(version) || version < 1) throw new HttpError(400, "invalid_version", "versions are positive integers");
-  const found = await policyStore(c.env).get(version);
-  if (found === null) throw new HttpError(404, "version_not_found", `there is no policy version ${version}`);
-  c.header("etag", etag(found.version));
-  return c.json(found);
-});
+admin.get("/policy/versions/:version", requireRole("viewer"), (c) => versionAnswer(c, "policy", (v) => policyStore(c.env).get(v)));
 
 admin.post("/policy/rollback", requireRole("editor"), limit(ADMIN_BODY_LIMIT), validJson(z.strictObject({ version: z.int().min(1) })), async (c) => {
   const expected = expectedVersion(c);
