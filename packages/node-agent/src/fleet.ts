@@ -1,6 +1,7 @@
-import { NodeIdSchema, type GpuClass, type GpuHardware, type NodeKind } from "@meridian/protocol";
+import { NodeIdSchema, type GpuClass, type GpuHardware } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
 import { randomInt, seededRandom } from "./random";
+import type { NodeIdentity } from "./workload";
 
 /** Memory per GPU, GB, for every class the gateway knows (used for defaults and the simulator). */
 export const GPU_VRAM_GB: Readonly<Record<GpuClass, number>> = {
@@ -36,17 +37,8 @@ export const SIMULATED_GPU_SHARE = 0.6;
 export const GPU_CAPACITY_RANGE = { min: 8, max: 64 } as const;
 export const HOTSPOT_CAPACITY_RANGE = { min: 16, max: 128 } as const;
 
-export interface PlannedNode {
-  id: string;
-  kind: NodeKind;
-  region: string;
-  gpu?: GpuHardware;
-  capacity: number;
-  /** Carrier backbone nodes: their partner. */
-  partner?: string;
-  /** Hotspots: enrolled backhaul, Mbit/s. */
-  maxMbps?: number;
-}
+/** A node of a planned fleet: exactly what its workload serves as. */
+export type PlannedNode = NodeIdentity;
 
 export interface FleetPlanOptions {
   nodes: number;

@@ -2,7 +2,7 @@ import { CarrierPartnerSchema, PartnerIdSchema, UsageQuerySchema, type CarrierDo
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { ADMIN_BODY_LIMIT, changeReason, etag, expectedVersion, limit, publishAnswer, validJson, type AdminApp, versionAnswer } from "./admin-common";
+import { ADMIN_BODY_LIMIT, changeReason, etag, expectedVersion, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import type { Env } from "./env";
 import { HttpError } from "./errors";
@@ -48,11 +48,7 @@ export const carriersAdmin = new Hono<AdminApp>();
 
 // ---- partners: one versioned, audited document ------------------------------------------
 
-carriersAdmin.get("/carriers", requireRole("viewer"), async (c) => {
-  const current = await carrierStore(c.env).current();
-  c.header("etag", etag(current.version));
-  return c.json({ version: current.version, createdAt: current.createdAt, actor: current.actor, reason: current.reason, document: current.document });
-});
+carriersAdmin.get("/carriers", requireRole("viewer"), (c) => currentAnswer(c, carrierStore(c.env).current()));
 
 carriersAdmin.put("/carriers", requireRole("admin"), limit(CARRIERS_BODY_LIMIT), validJson(z.unknown()), async (c) => {
   const expected = expectedVersion(c);

@@ -82,3 +82,10 @@ export async function versionAnswer<T extends { version: number }>(c: Context<Ad
   c.header("etag", etag(found.version));
   return c.json(found);
 }
+
+/** GET of a versioned document: the live version with its ETag (what an editor sends back in If-Match). */
+export async function currentAnswer<D>(c: Context<AdminApp>, current: Promise<{ version: number; createdAt: string; actor: string; reason: string; document: D }>) {
+  const live = await current;
+  c.header("etag", etag(live.version));
+  return c.json({ version: live.version, createdAt: live.createdAt, actor: live.actor, reason: live.reason, document: live.document });
+}

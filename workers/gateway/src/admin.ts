@@ -3,7 +3,7 @@ import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { ADMIN_BODY_LIMIT, changeReason, directory, etag, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, versionAnswer } from "./admin-common";
+import { ADMIN_BODY_LIMIT, changeReason, directory, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import { issueCredential } from "./credentials";
 import type { Env } from "./env";
@@ -86,11 +86,7 @@ function fleetEntry(n: NodeRecord, ejection: Ejection | undefined, now: number) 
 
 // ---- policy ---------------------------------------------------------------------------
 
-admin.get("/policy", requireRole("viewer"), async (c) => {
-  const current = await policyStore(c.env).current();
-  c.header("etag", etag(current.version));
-  return c.json({ version: current.version, createdAt: current.createdAt, actor: current.actor, reason: current.reason, document: current.document });
-});
+admin.get("/policy", requireRole("viewer"), (c) => currentAnswer(c, policyStore(c.env).current()));
 
 admin.put("/policy", requireRole("editor"), limit(POLICY_BODY_LIMIT), validJson(z.unknown()), async (c) => {
   const expected = expectedVersion(c);
