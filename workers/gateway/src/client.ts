@@ -1,4 +1,4 @@
-import { ClientLocationSchema, PartnerIdSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
+import { PartnerIdSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
 import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
 import type { Env } from "./env";
