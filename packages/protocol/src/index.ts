@@ -6,3 +6,4 @@ export * from "./identity";
 export * from "./policy";
 export * from "./liveness";
 export * from "./carriers";
+export * from "./request-signature";

@@ -82,6 +82,11 @@ export const WelcomeSchema = z.strictObject({
   heartbeatMs: z.int(),
   /** Liveness frame to send every heartbeatMs between heartbeats; answered with "pong". */
   ping: z.literal(PING_FRAME),
+  /**
+   * Base64url HMAC key (32 bytes) of this node's forwarded-request signatures (see
+   * request-signature.ts): the node refuses requests not signed with it.
+   */
+  requestKey: z.string().regex(/^[A-Za-z0-9_-]{43,}$/),
 });
 export type Welcome = z.infer<typeof WelcomeSchema>;
 

@@ -1,0 +1,30 @@
+import { importRequestKey, signRequest, toBase64Url } from "@meridian/protocol";
+
+const encoder = new TextEncoder();
+
+/**
+ * A node's request-signing key, derived from the deployment secret and the node's
+ * credential, so every isolate and hub computes the same key without storage, and a new
+ * credential (re-enrollment, a move) gets a new key.
+ */
+export async function requestKeyFor(secret: string, nodeId: string, credentialId: string): Promise<string> {
+  const master = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", master, encoder.encode(`meridian request key v1\n${nodeId}\n${credentialId}`));
+  return toBase64Url(new Uint8Array(mac));
+}
+
+/** Signs forwarded requests; keys are derived once per node and credential in this isolate. */
+export class RequestSigner {
+  private readonly keys = new Map<string, Promise<CryptoKey>>();
+
+  async headers(secret: string, node: { id: string; credentialId: string }, method: string, pathAndQuery: string, nowMs: number): Promise<Record<string, string>> {
+    const cacheKey = `${node.id}\n${node.credentialId}`;
+    let key = this.keys.get(cacheKey);
+    if (key === undefined) {
+      key = requestKeyFor(secret, node.id, node.credentialId).then(importRequestKey);
+      this.keys.set(cacheKey, key);
+      key.catch(() => this.keys.delete(cacheKey));
+    }
+    return signRequest(await key, method, pathAndQuery, node.id, nowMs);
+  }
+}
