@@ -40,6 +40,8 @@ export const CredentialClaimsSchema = z.strictObject({
   capacity: z.int().min(1),
   partner: PartnerIdSchema.optional(),
   maxMbps: z.int().min(1).optional(),
+  /** Credential id: revocation names it, and the node's request-signing key derives from it. */
+  jti: z.string().min(8).max(64),
   /** Issued at / expires at, seconds since the epoch. */
   iat: z.int(),
   exp: z.int(),

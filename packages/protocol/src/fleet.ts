@@ -9,6 +9,11 @@ export interface NodeRecord {
   id: string;
   kind: NodeKind;
   region: string;
+  /**
+   * The credential the node connected with: its request-signing key derives from it. Hubs
+   * always set it; a record without one cannot be signed for and is never proxied to.
+   */
+  credentialId?: string;
   gpu?: GpuHardware;
   capacity: number;
   endpoint: string;

@@ -27,6 +27,10 @@ export const CloseCode = {
   replaced: 4409,
   frameTooLarge: 4413,
   unsupportedProtocol: 4426,
+  /** The node's credential was revoked or moved to another region. */
+  revoked: 4401,
+  /** Too many connects of one node id in a short window. */
+  rateLimited: 4429,
   internalError: 4500,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

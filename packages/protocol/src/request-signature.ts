@@ -18,6 +18,8 @@ export const MAX_SIGNATURE_SKEW_MS = 30_000;
 const VERSION = "v1";
 
 const encoder = new TextEncoder();
+/** WebCrypto's key type, named the same way under Node's and Workers' type libraries. */
+export type RequestKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
 
 export function toBase64Url(bytes: Uint8Array): string {
   let binary = "";
@@ -41,14 +43,14 @@ export function canonicalRequest(method: string, pathAndQuery: string, timestamp
 }
 
 /** Imports a base64url request key for signing and verifying. */
-export async function importRequestKey(requestKey: string): Promise<CryptoKey> {
+export async function importRequestKey(requestKey: string): Promise<RequestKey> {
   const raw = fromBase64Url(requestKey);
   if (raw === null || raw.byteLength < 32) throw new Error("request key: 32 bytes of base64url expected");
   return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 
 /** The two headers to add to a forwarded request. */
-export async function signRequest(key: CryptoKey, method: string, pathAndQuery: string, nodeId: string, nowMs: number): Promise<Record<string, string>> {
+export async function signRequest(key: RequestKey, method: string, pathAndQuery: string, nodeId: string, nowMs: number): Promise<Record<string, string>> {
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(canonicalRequest(method, pathAndQuery, nowMs, nodeId)));
   return { [SIGNATURE_HEADER]: `${VERSION}=${toBase64Url(new Uint8Array(mac))}`, [SIGNATURE_TIMESTAMP_HEADER]: String(nowMs) };
 }
@@ -57,7 +59,7 @@ export type SignatureCheck = { ok: true } | { ok: false; reason: "missing" | "ma
 
 /** Checks a request's signature headers; constant-time through crypto.subtle.verify. */
 export async function verifyRequestSignature(
-  key: CryptoKey,
+  key: RequestKey,
   method: string,
   pathAndQuery: string,
   nodeId: string,

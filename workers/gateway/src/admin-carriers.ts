@@ -4,15 +4,12 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { ADMIN_BODY_LIMIT, changeReason, etag, expectedVersion, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
-import type { Env } from "./env";
 import { HttpError } from "./errors";
 import type { UsageRow } from "./offload-ledger";
-import { ledger } from "./usage";
+import { carrierStore, offloadLedger } from "./durable";
 
 const CARRIERS_BODY_LIMIT = 256 * 1024;
 const HOUR_MS = 3600_000;
-
-export const carrierStore = (env: Env) => env.CARRIER_STORE.get(env.CARRIER_STORE.idFromName("global"));
 
 /** The query string, validated like a body; one error format. */
 function validQuery<T extends z.ZodType>(schema: T) {
@@ -116,7 +113,7 @@ function hourRange(from: string, to: string): [number, number] {
 carriersAdmin.get("/offload/usage", requireRole("viewer"), validQuery(UsageQuerySchema), async (c) => {
   const query = c.req.valid("query");
   const [fromMs, toMs] = hourRange(query.from, query.to);
-  const [current, usage] = await Promise.all([carrierStore(c.env).current(), ledger(c.env, query.partner).usage(fromMs, toMs)]);
+  const [current, usage] = await Promise.all([carrierStore(c.env).current(), offloadLedger(c.env, query.partner).usage(fromMs, toMs)]);
   // A removed partner's ledger still answers (settlement may come after the contract ends).
   if (usage.rows.length === 0 && !current.document.partners.some((p) => p.id === query.partner)) {
     throw new HttpError(404, "unknown_partner", `no carrier partner ${query.partner} is configured and its ledger has no usage in this range`);
@@ -141,7 +138,7 @@ carriersAdmin.get("/offload/summary", requireRole("viewer"), validQuery(SummaryQ
   const { document } = await carrierStore(c.env).current();
   const partners = await Promise.all(
     document.partners.map(async (p) => {
-      const { rows } = await ledger(c.env, p.id).usage(fromMs, toMs);
+      const { rows } = await offloadLedger(c.env, p.id).usage(fromMs, toMs);
       const byRegion = new Map<string, { offloadRequests: number; backboneRequests: number; offloadBytes: number; backboneBytes: number }>();
       for (const r of rows) {
         const cell = byRegion.get(r.region) ?? { offloadRequests: 0, backboneRequests: 0, offloadBytes: 0, backboneBytes: 0 };
@@ -177,7 +174,7 @@ carriersAdmin.get("/offload/summary", requireRole("viewer"), validQuery(SummaryQ
 carriersAdmin.post("/offload/ledger/:id/crash", requireRole("admin"), async (c) => {
   if (c.env.DEV_CHAOS_HOOKS !== "true") throw new HttpError(404, "not_found", "chaos hooks are off (DEV_CHAOS_HOOKS)");
   const id = partnerParam(c);
-  await ledger(c.env, id)
+  await offloadLedger(c.env, id)
     .crash()
     .catch(() => {});
   return c.json({ crashed: id });

@@ -3,7 +3,6 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ZodType } from "zod";
 import { hasRole, type AdminVariables } from "./auth";
-import type { Env } from "./env";
 import { HttpError } from "./errors";
 import type { DocumentName, PublishResult } from "./policy-store";
 
@@ -31,7 +30,6 @@ export const limit = (maxSize: number) =>
     },
   });
 
-export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("global"));
 export const etag = (version: number) => `"v${version}"`;
 
 /** If-Match is required for every write: it names the version the editor started from. */

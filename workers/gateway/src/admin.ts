@@ -3,12 +3,12 @@ import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono } from "hono";
 import { z } from "zod";
-import { ADMIN_BODY_LIMIT, changeReason, directory, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
+import { ADMIN_BODY_LIMIT, changeReason, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import { issueCredential } from "./credentials";
-import type { Env } from "./env";
 import { HttpError } from "./errors";
-import { outliers } from "./outliers";
+import { carrierStore, directory, policyStore } from "./durable";
+import { isolate } from "./isolate";
 
 async function connectedNodes(env: Env): Promise<NodeRecord[]> {
   const answer = await directory(env).snapshotSince(null, 0);
@@ -16,7 +16,6 @@ async function connectedNodes(env: Env): Promise<NodeRecord[]> {
 }
 
 const POLICY_BODY_LIMIT = 512 * 1024;
-const policyStore = (env: Env) => env.POLICY_STORE.get(env.POLICY_STORE.idFromName("global"));
 
 const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
 
@@ -27,21 +26,21 @@ export const admin = new Hono<AdminApp>();
 admin.post("/nodes", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(EnrollmentSchema), async (c) => {
   const enrollment = c.req.valid("json");
   if (enrollment.partner !== undefined) {
-    const carriers = await c.env.CARRIER_STORE.get(c.env.CARRIER_STORE.idFromName("global")).current();
+    const carriers = await carrierStore(c.env).current();
     if (!carriers.document.partners.some((p) => p.id === enrollment.partner)) {
       throw new HttpError(400, "unknown_partner", `no carrier partner "${enrollment.partner}" in carriers v${carriers.version}; add it with PUT /admin/carriers/${enrollment.partner} first`);
     }
   }
   const { credential, claims } = await issueCredential(c.env.NODE_CREDENTIAL_KEY, enrollment, Date.now());
-  const { v: _version, iat: _issued, exp, ...node } = claims;
-  return c.json({ credential, node, expiresAt: new Date(exp * 1000).toISOString() }, 201);
+  const { v: _version, iat: _issued, exp, jti, ...node } = claims;
+  return c.json({ credential, credentialId: jti, node, expiresAt: new Date(exp * 1000).toISOString() }, 201);
 });
 
 admin.get("/fleet", requireRole("viewer"), async (c) => {
   const answer = await directory(c.env).snapshotSince(null, 0);
   const nodes = answer.kind === "full" ? answer.nodes : [];
   nodes.sort((a, b) => (a.region === b.region ? (a.id < b.id ? -1 : 1) : a.region < b.region ? -1 : 1));
-  const ejected = new Map(outliers.ejected().map((e) => [e.id, e]));
+  const ejected = new Map(isolate.outliers.ejected().map((e) => [e.id, e]));
   const now = Date.now();
   return c.json({
     version: answer.version,

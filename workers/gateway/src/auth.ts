@@ -1,5 +1,4 @@
 import { createMiddleware } from "hono/factory";
-import type { Env } from "./env";
 import { HttpError } from "./errors";
 
 const encoder = new TextEncoder();

@@ -1,13 +1,50 @@
 import { PartnerIdSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
 import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
-import type { Env } from "./env";
 import { HttpError } from "./errors";
 
 export interface ResolvedClient {
   /** null when neither Cloudflare nor a dev override knows where the client is. */
   location: ClientLocation | null;
   source: "cf" | "dev-headers" | "unknown";
+}
+
+/**
+ * Everything the gateway reads from a client request, read once: where the client is, what
+ * it needs, and which carrier subscriber (if any) it is. Routing, refusals and `/route`'s
+ * explanation all work from this one value.
+ */
+export interface ClientRequest extends ResolvedClient {
+  requirements: Requirements;
+  /** x-meridian-residency, when the request narrows where it may be served. */
+  residency: string | undefined;
+  /** x-meridian-carrier: the partner whose subscriber sends this, or undefined. */
+  carrier: string | undefined;
+  /** The carrier subscriber's key (its place on the offload dial); set only with `carrier`. */
+  subscriber: string | undefined;
+  /** "/v1/x?y" as the node should see it. */
+  path: string;
+}
+
+export function readClientRequest(request: Request, env: Env): ClientRequest {
+  const headers = request.headers;
+  const carrier = parseCarrier(headers);
+  return {
+    ...resolveClient(request, env),
+    requirements: parseRequirements(headers),
+    residency: parseResidency(headers),
+    carrier,
+    subscriber: carrier === undefined ? undefined : subscriberKey(request),
+    path: pathAndQuery(request.url),
+  };
+}
+
+/** "/v1/x?y" of an absolute URL, without a full URL parse. */
+export function pathAndQuery(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const hash = url.indexOf("#", start);
+  return hash < 0 ? url.slice(start) : url.slice(start, hash);
 }
 
 export const DEV_GEO_HEADERS = ["x-client-lat", "x-client-lon", "x-client-country", "x-client-subdivision"] as const;

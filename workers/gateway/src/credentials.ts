@@ -43,6 +43,7 @@ export async function issueCredential(secret: string | undefined, enrollment: En
     capacity: enrollment.capacity,
     ...(enrollment.partner ? { partner: enrollment.partner } : {}),
     ...(enrollment.kind === "hotspot" ? { maxMbps: enrollment.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
+    jti: crypto.randomUUID(),
     iat,
     exp: iat + enrollment.ttlDays * 86_400,
   };

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { NodeRecord, NodeUpdate } from "@meridian/protocol";
-import type { Env } from "./env";
+import { regionHub } from "./durable";
 import type { DocumentName } from "./policy-store";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
@@ -14,16 +14,25 @@ export interface DocumentVersions {
   carriersVersion: number;
 }
 
+/** Leaves remembered (oldest forgotten first) so a late record from before a leave stays out. */
+const TOMBSTONE_LIMIT = 100_000;
 /** How many recent changes are kept to answer deltas; older callers get a full snapshot. */
 const CHANGE_LOG_LIMIT = 20_000;
 
 /**
  * The fleet as one versioned map, fed by RegionHubs and read by gateway isolates.
- * Only membership and health changes are written to SQLite; load figures live in memory
- * and are refreshed by the next heartbeat after a restart.
+ *
+ * Node records live in memory only. A record is routable only while a hub holds the node's
+ * live socket, and only hubs can say that: so after its own restart the Directory starts
+ * empty (a new epoch, so isolates take a full snapshot) and asks every region hub for the
+ * sockets it holds now. Nothing from before a restart is ever served as live.
  */
 export class Directory extends DurableObject<Env> {
   private readonly nodes = new Map<string, NodeRecord>();
+  /** Regions that have had a node: their hubs are asked for live sockets after a restart. */
+  private readonly regionsSeen = new Set<string>();
+  /** The seq of each node's last leave. */
+  private readonly goneAt = new Map<string, number>();
   /** A fresh epoch per instance: versions are comparable only within one epoch. */
   private readonly epoch = crypto.randomUUID();
   private version = 0;
@@ -37,18 +46,35 @@ export class Directory extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, record TEXT NOT NULL)");
-      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
-      for (const row of ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")) {
-        if (row.key === "policy_version") this.documents.policyVersion = row.value;
-        if (row.key === "carriers_version") this.documents.carriersVersion = row.value;
-      }
-      for (const row of ctx.storage.sql.exec<{ record: string }>("SELECT record FROM nodes")) {
-        const record = JSON.parse(row.record) as NodeRecord;
-        this.nodes.set(record.id, record);
-      }
-    });
+    // SQLite calls are synchronous: the constructor finishes with the tables and versions loaded.
+    // Earlier versions kept node records here and served them as live after a restart.
+    ctx.storage.sql.exec("DROP TABLE IF EXISTS nodes");
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS regions (region TEXT PRIMARY KEY)");
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    for (const row of ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")) {
+      if (row.key === "policy_version") this.documents.policyVersion = row.value;
+      if (row.key === "carriers_version") this.documents.carriersVersion = row.value;
+    }
+    ctx.waitUntil(this.recoverFromHubs());
+  }
+
+  /**
+   * Asks the hub of every region that ever had a node for the nodes it holds live sockets
+   * for (after a restart). Regions are remembered (one write per region, ever), so a fresh
+   * install wakes no hub and a restart wakes only those that may hold sockets.
+   */
+  private async recoverFromHubs(): Promise<void> {
+    const regions = [...this.ctx.storage.sql.exec<{ region: string }>("SELECT region FROM regions")].map((row) => row.region);
+    for (const region of regions) this.regionsSeen.add(region);
+    await Promise.all(
+      regions.map(async (region) => {
+        try {
+          this.applyUpdates(await regionHub(this.env, region).liveRecords());
+        } catch (err) {
+          console.error(JSON.stringify({ at: "directory.recover", region, error: String(err) }));
+        }
+      }),
+    );
   }
 
   /** Applies whole-record updates from a hub; stale ones (lower seq) are ignored. */
@@ -59,11 +85,16 @@ export class Directory extends DurableObject<Env> {
       if ("gone" in update) {
         if (current === undefined) continue;
         this.nodes.delete(update.id);
-        this.ctx.storage.sql.exec("DELETE FROM nodes WHERE id = ?", update.id);
+        this.goneAt.set(update.id, update.seq);
+        if (this.goneAt.size > TOMBSTONE_LIMIT) this.goneAt.delete(this.goneAt.keys().next().value ?? "");
       } else {
+        // A record older than the node's leave (a late answer from before it) stays out.
+        if ((this.goneAt.get(update.id) ?? -1) >= update.seq) continue;
+        this.goneAt.delete(update.id);
         this.nodes.set(update.id, update);
-        if (current === undefined || current.health !== update.health || current.endpoint !== update.endpoint) {
-          this.ctx.storage.sql.exec("INSERT OR REPLACE INTO nodes (id, record) VALUES (?, ?)", update.id, JSON.stringify(update));
+        if (!this.regionsSeen.has(update.region)) {
+          this.regionsSeen.add(update.region);
+          this.ctx.storage.sql.exec("INSERT OR IGNORE INTO regions (region) VALUES (?)", update.region);
         }
       }
       this.version++;

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
 
 /** An error that becomes `{ error: { code, message, ...extra } }` with its HTTP status. */
 export class HttpError extends Error {
@@ -32,4 +33,14 @@ export function renderError(err: Error, c: Context): Response {
   }
   console.error(JSON.stringify({ at: "gateway", method: c.req.method, path: c.req.path, error: String(err), stack: err.stack }));
   return c.json(errorBody("internal_error", "the gateway failed to handle this request"), 500);
+}
+
+export function notFound(c: Context): Response {
+  return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+}
+
+/** "path: message" of a zod error's first issue (`fallbackPath` names a root-level issue). */
+export function formatIssue(error: z.ZodError, fallbackPath = "value"): string {
+  const issue = error.issues[0];
+  return issue === undefined ? "invalid" : `${issue.path.join(".") || fallbackPath}: ${issue.message}`;
 }

@@ -2,7 +2,7 @@ import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
 import type { CarrierPartner, NodeRecord } from "@meridian/protocol";
 import { FleetIndex } from "@meridian/routing";
 import type { DirectoryAnswer } from "./directory";
-import type { Env } from "./env";
+import { carrierStore, directory, policyStore } from "./durable";
 
 /** Older than this, a snapshot is refreshed in the background while it keeps serving. */
 export const SNAPSHOT_REFRESH_MS = 150;
@@ -61,8 +61,7 @@ export class FleetCache {
   async refresh(env: Env): Promise<void> {
     this.refreshing = true;
     try {
-      const directory = env.DIRECTORY.get(env.DIRECTORY.idFromName("global"));
-      const [answer] = await Promise.all([directory.snapshotSince(this.epoch, this.version), this.policy === null ? this.loadPolicy(env) : null]);
+      const [answer] = await Promise.all([directory(env).snapshotSince(this.epoch, this.version), this.policy === null ? this.loadPolicy(env) : null]);
       this.apply(answer);
       this.fetchedAt = Date.now();
       if (this.policy !== null && answer.policyVersion > this.policy.version) {
@@ -78,7 +77,7 @@ export class FleetCache {
   }
 
   private async loadPolicy(env: Env): Promise<void> {
-    const current = await env.POLICY_STORE.get(env.POLICY_STORE.idFromName("global")).current();
+    const current = await policyStore(env).current();
     if (this.policy === null || current.version > this.policy.version) {
       this.policy = compilePolicy(current.document, current.version);
       console.log(JSON.stringify({ at: "policy.loaded", version: current.version }));
@@ -86,7 +85,7 @@ export class FleetCache {
   }
 
   private async loadCarriers(env: Env): Promise<void> {
-    const current = await env.CARRIER_STORE.get(env.CARRIER_STORE.idFromName("global")).current();
+    const current = await carrierStore(env).current();
     if (current.version > this.carriersVersion) {
       this.carriers = new Map(current.document.partners.map((p) => [p.id, p]));
       this.carriersVersion = current.version;

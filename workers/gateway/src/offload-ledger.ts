@@ -1,5 +1,4 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "./env";
 
 /** One served carrier request, as the gateway reports it once its response body has ended. */
 export interface UsageEntry {
@@ -57,11 +56,6 @@ export interface UsageTotals {
   creditedBytes: number;
   abortedRequests: number;
   flaggedRequests: number;
-}
-
-/** Bytes one hotspot with this enrolled backhaul can move in an hour. */
-export function hourlyCreditCap(maxMbps: number): number {
-  return Math.floor((maxMbps * 1_000_000 * 3600) / 8);
 }
 
 /** Applied ids are kept this long: far longer than any write is retried. */

@@ -2,8 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { diffCarriers, diffPolicies, validateCarriers, validatePolicy } from "@meridian/policy";
 import type { CarrierDocument, PolicyDocument } from "@meridian/protocol";
 import baseline from "../../../infra/policies/baseline.json";
-import type { Env } from "./env";
 import { VersionedDocuments, type AuditEntry, type DocumentType, type DocumentVersion, type PublishRequest, type PublishResult } from "./versioned-store";
+import { directory } from "./durable";
 
 export type { AuditEntry, PublishRequest, PublishResult } from "./versioned-store";
 export type PolicyVersion = DocumentVersion<PolicyDocument>;
@@ -44,7 +44,7 @@ abstract class DocumentStore<D> extends DurableObject<Env> {
 
   async publish(request: PublishRequest): Promise<PublishResult> {
     const result = this.docs.publish(request);
-    if (result.ok) await this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("global")).setDocumentVersion(this.name, result.version);
+    if (result.ok) await directory(this.env).setDocumentVersion(this.name, result.version);
     return result;
   }
 }

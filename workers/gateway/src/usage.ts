@@ -1,5 +1,5 @@
-import type { Env } from "./env";
 import type { UsageBatch, UsageDelta, UsageEntry } from "./offload-ledger";
+import { offloadLedger } from "./durable";
 
 /** Entries written within this window travel to the ledger as one batch. */
 const BATCH_WINDOW_MS = 20;
@@ -8,6 +8,38 @@ const WRITE_ATTEMPTS = 6;
 const RETRY_BASE_MS = 100;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const HOUR_MS = 3600_000;
+
+/** Bytes one hotspot with this enrolled backhaul can move in an hour: the most it is credited. */
+export function hourlyCreditCap(maxMbps: number): number {
+  return Math.floor((maxMbps * 1_000_000 * 3600) / 8);
+}
+
+/** One served carrier request, as the gateway knows it when the response body has ended. */
+export interface ServedRequest {
+  startedAt: number;
+  node: string;
+  region: string;
+  route: UsageEntry["route"];
+  end: StreamEnd;
+  flagged: boolean;
+  /** The hotspot's enrolled backhaul when offloaded (its credit cap), else null. */
+  creditMbps: number | null;
+}
+
+/** The ledger entry of a served request: its hour, and the credit cap of an offload. */
+export function usageEntry(served: ServedRequest): UsageEntry {
+  return {
+    hour: Math.floor(served.startedAt / HOUR_MS) * HOUR_MS,
+    node: served.node,
+    region: served.region,
+    route: served.route,
+    bytes: served.end.bytes,
+    aborted: served.end.aborted,
+    flagged: served.flagged,
+    creditCapBytes: served.creditMbps === null ? null : hourlyCreditCap(served.creditMbps),
+  };
+}
 
 export interface StreamEnd {
   bytes: number;
@@ -98,7 +130,7 @@ export class UsageRecorder {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       try {
         // A fresh stub per attempt: a stub whose object crashed stays broken.
-        await ledger(env, partner).record(batch);
+        await offloadLedger(env, partner).record(batch);
         return;
       } catch (err) {
         console.warn(JSON.stringify({ at: "ledger.write", partner, batch: batch.id, attempt, error: String(err) }));
@@ -111,6 +143,3 @@ export class UsageRecorder {
   }
 }
 
-export function ledger(env: Env, partner: string) {
-  return env.OFFLOAD_LEDGER.get(env.OFFLOAD_LEDGER.idFromName(partner));
-}

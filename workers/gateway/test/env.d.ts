@@ -1,7 +1,6 @@
-import type { Env as GatewayEnv } from "../src/env";
-
 declare global {
   namespace Cloudflare {
-    interface Env extends GatewayEnv {}
+    interface Env extends globalThis.Env {}
   }
 }
+export {};

@@ -49,14 +49,30 @@ export function hello(id: string, over: Partial<Hello> = {}): string {
   return JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION, node: id, kind: "gpu", gpu: { class: "h100", vramGb: 80, count: 8 }, capacity: 8, endpoint: `http://node-${id}.test`, heartbeatMs: 1000, ...over });
 }
 
-/** Enrolls, connects and says hello; resolves once welcomed. */
-export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}, connectHeaders: Record<string, string> = {}): Promise<TestNode> {
+/** Liveness pings a joined test node sends, as an agent does between heartbeats. */
+const KEEPALIVE_MS = 250;
+
+/**
+ * Enrolls, connects and says hello; resolves once welcomed. Unless `keepAlive` is false the
+ * node then pings like a real agent, so a slow test run does not see it turn suspect.
+ */
+export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}, connectHeaders: Record<string, string> = {}, keepAlive = true): Promise<TestNode> {
   const gpu = over.kind === undefined || over.kind === "gpu" ? { class: "h100", vramGb: 80, count: 8 } : undefined;
   const enrollment = { id, kind: "gpu", region, gpu, capacity: 8, ...over };
   const node = await openNode(await enroll(enrollment), connectHeaders);
   node.ws.send(hello(id, { kind: enrollment.kind as Hello["kind"], gpu: enrollment.gpu as Hello["gpu"] }));
   const welcome = await node.next();
   if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
+  if (keepAlive) {
+    const timer = setInterval(() => {
+      try {
+        node.ws.send("ping");
+      } catch {
+        clearInterval(timer);
+      }
+    }, KEEPALIVE_MS);
+    void node.closed.then(() => clearInterval(timer));
+  }
   return node;
 }
 
@@ -76,8 +92,11 @@ export async function fleet(): Promise<FleetEntry[]> {
   return ((await res.json()) as { nodes: FleetEntry[] }).nodes;
 }
 
-/** Polls until `check` stops throwing (the fleet snapshot refreshes in the background). */
-export async function eventually<T>(check: () => Promise<T>, timeoutMs = 3000): Promise<T> {
+/**
+ * Polls until `check` stops throwing (the fleet snapshot refreshes in the background). The
+ * default bound is about 10x what a quiet machine needs: CI runs on a busy 2-core machine.
+ */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -19,7 +19,7 @@ describe("GET /metrics", () => {
     await SELF.fetch(`${BASE}/v1/whoami`, { headers: { ...TOKYO_HEADERS, "x-meridian-kind": "toaster" } });
     await SELF.fetch(`${BASE}/v1/whoami`, { headers: { "x-client-lat": "35.69", "x-client-lon": "51.39", "x-client-country": "IR" } });
     vi.restoreAllMocks();
-    await runDurableObjectAlarm(env.REGION_HUB.get(env.REGION_HUB.idFromName("bom")));
+    await runDurableObjectAlarm(env.REGION_HUB.getByName("bom"));
     const text = await scrape();
     expect(text).toContain('meridian_requests_total{route="/v1",outcome="primary",status="200"} 1');
     expect(text).toContain('meridian_requests_total{route="/v1",outcome="bad_request",status="400"} 1');

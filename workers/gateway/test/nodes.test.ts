@@ -1,7 +1,7 @@
 import { CloseCode, MAX_NODE_FRAME_BYTES } from "@meridian/protocol";
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { RegionHub } from "../src/region-hub";
+import type { RegionHub } from "../src/hub/region-hub";
 import { BASE, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
 
 describe("node connections", () => {
@@ -73,8 +73,8 @@ describe("node connections", () => {
   });
 
   it("marks a silent node down in the sweep, and back up only after two good checks, in slow start", async () => {
-    const node = await joinNode("lhr-quiet", "lhr");
-    const hub = env.REGION_HUB.get(env.REGION_HUB.idFromName("lhr"));
+    const node = await joinNode("lhr-quiet", "lhr", {}, {}, false);
+    const hub = env.REGION_HUB.getByName("lhr");
     // Age the node's last frame as if it had been frozen for 10 s, then run the sweep.
     await runInDurableObject(hub, (_instance: RegionHub, state) => {
       for (const ws of state.getWebSockets("lhr-quiet")) {

@@ -168,7 +168,7 @@ describe("carrier routing", () => {
 describe("offload ledger", () => {
   afterEach(() => vi.restoreAllMocks());
 
-  const ledgerOf = (id: string) => env.OFFLOAD_LEDGER.get(env.OFFLOAD_LEDGER.idFromName(id));
+  const ledgerOf = (id: string) => env.OFFLOAD_LEDGER.getByName(id);
   const usage = async (id: string) => {
     const from = new Date(Date.now() - 2 * HOUR_MS).toISOString();
     const to = new Date(Date.now() + HOUR_MS).toISOString();

@@ -1,0 +1,19 @@
+// Secrets and local-only settings: `wrangler types` cannot see them (they live in `wrangler
+// secret put` and .dev.vars), so they are declared here and merged into the generated Env.
+interface Env {
+  /** Bearer token of the admin role (everything, incl. enrollment, join tokens, forced publishes). */
+  ADMIN_TOKEN?: string;
+  /** Optional. Bearer token of the editor role: validate, dry-run, publish, rollback. */
+  EDITOR_TOKEN?: string;
+  /** Optional. Bearer token of the viewer role: read-only admin API. */
+  VIEWER_TOKEN?: string;
+  /** HMAC key that signs node credentials; when unset enrollment and node connects are refused. */
+  NODE_CREDENTIAL_KEY?: string;
+  /**
+   * Local development only (set in .dev.vars, never in wrangler.toml): when "true", the
+   * x-client-* headers override request.cf so a laptop can play a client anywhere.
+   */
+  DEV_TRUST_CLIENT_GEO?: string;
+  /** Local chaos tests only: "true" enables POST /admin/offload/ledger/:id/crash. */
+  DEV_CHAOS_HOOKS?: string;
+}

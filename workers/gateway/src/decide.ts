@@ -1,0 +1,139 @@
+import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
+import type { CarrierPartner, NodeRecord } from "@meridian/protocol";
+import { REGIONS } from "@meridian/regions";
+import {
+  DialBook,
+  chooseOffload,
+  route,
+  SLOT_COUNT,
+  slotContext,
+  subscriberBucket,
+  type Candidate,
+  type FleetIndex,
+  type NodeFilter,
+  type OffloadDecision,
+  type SlotPolicy,
+} from "@meridian/routing";
+import { createMiddleware } from "hono/factory";
+import { readClientRequest, type ClientRequest } from "./client";
+import { HttpError } from "./errors";
+import { isolate } from "./isolate";
+
+/** Seconds a client should wait when no node can take the request. */
+export const RETRY_AFTER_S = "2";
+/** Prefix of exclusion reasons that come from the policy (followed by the deciding rule ids). */
+export const POLICY_REASON = "policy:";
+
+/** A carrier subscriber's request: the partner and where the offload dial sent it. */
+export interface CarrierDecision {
+  partner: CarrierPartner;
+  offload: OffloadDecision;
+}
+
+/** What the gateway decided for one client request; `/route` explains it, `/v1/*` acts on it. */
+export interface Decision {
+  client: ClientRequest;
+  index: FleetIndex;
+  policy: CompiledPolicy;
+  /** The policy for this client (country, subdivision, residency). */
+  judge: NodeJudge;
+  /** Primary first, then fallbacks; empty when nothing may serve (see `refusal`). */
+  candidates: readonly Candidate[];
+  carrier: CarrierDecision | null;
+}
+
+export type DecisionVariables = { decision: Decision };
+
+/** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
+export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
+  const client = readClientRequest(c.req.raw, c.env);
+  const view = await isolate.fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
+  const { index, policy } = view;
+  // Fail closed: without a policy nobody knows what is allowed, so nothing is routed.
+  if (policy === null) throw new HttpError(503, "policy_unavailable", "no routing policy is loaded yet; nothing is routed blind", {}, { "retry-after": RETRY_AFTER_S });
+  if (client.residency !== undefined && !policy.residencies.has(client.residency)) {
+    throw new HttpError(400, "unknown_residency", `no rule of policy v${policy.version} enforces residency "${client.residency}"; known: ${[...policy.residencies].join(", ") || "none"}`);
+  }
+  const location = client.location;
+  const judge = policy.forClient({
+    ...(location?.country ? { country: location.country } : {}),
+    ...(location?.subdivision ? { subdivision: location.subdivision } : {}),
+    ...(client.residency ? { residency: client.residency } : {}),
+  });
+  const allowed = slotPolicy(judge);
+  const filter = isolate.outliers.active ? { filter: notEjected } : {};
+  const partner = carrierPartner(client, view.carriers, view.carriersVersion);
+  let decided: { candidates: Candidate[]; examined: number };
+  let carrier: CarrierDecision | null = null;
+  if (partner === null) decided = route(index, { client: location, requirements: client.requirements, allowed, now: Date.now(), ...filter });
+  else {
+    const offload = chooseOffload(index, { client: location, partner, bucket: subscriberBucket(client.subscriber ?? ""), dials: isolate.dials, allowed, ...filter });
+    carrier = { partner, offload };
+    decided = offload;
+  }
+  isolate.metrics.observeDecision(decided.examined);
+  c.set("decision", { client, index, policy, judge, candidates: decided.candidates, carrier });
+  await next();
+});
+
+/** Why nothing qualified: 451 when the policy refused nodes that could otherwise serve, else 503. */
+export function refusal(decision: Decision): HttpError {
+  const { client, index, carrier } = decision;
+  const unrestricted =
+    carrier === null
+      ? route(index, { client: client.location, requirements: client.requirements, fallbacks: 0 })
+      : chooseOffload(index, { client: client.location, partner: carrier.partner, bucket: 0, dials: new DialBook() });
+  const nearest = unrestricted.candidates[0];
+  if (nearest === undefined) {
+    return new HttpError(503, "no_healthy_node", "no healthy node can serve this request right now", {}, { "retry-after": RETRY_AFTER_S });
+  }
+  const verdict = decision.judge(nodeContext(nearest.node));
+  const rule = verdict.rules[0] ?? "unknown";
+  return new HttpError(451, "blocked_by_policy", `refused by policy: ${decision.policy.reasonOf(rule)}`, { rule, rules: verdict.rules, policyVersion: decision.policy.version });
+}
+
+export const notEjected: NodeFilter = (node) => (isolate.outliers.isEjected(node.id) ? "ejected" : null);
+
+export const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.gpu ? { gpuClass: n.gpu.class } : {}) });
+
+/** Why a node is out, for explanations: ejection first, then the policy (with the deciding rules). */
+export function exclusionFilter(judge: NodeJudge): NodeFilter {
+  return (node) => {
+    const ejected = notEjected(node);
+    if (ejected !== null) return ejected;
+    const verdict = judge(nodeContext(node));
+    return verdict.allowed ? null : `${POLICY_REASON}${verdict.rules.join(",")}`;
+  };
+}
+
+/**
+ * The policy per (region, slot): what routing asks on its hot path. Verdicts are kept per
+ * judge (one per client class and policy version) in a flat array: 0 unknown, 1 allowed,
+ * 2 refused, so a warm client class costs an array read instead of a key string and a map.
+ */
+const slotVerdicts = new WeakMap<NodeJudge, Uint8Array>();
+function slotPolicy(judge: NodeJudge): SlotPolicy {
+  let verdicts = slotVerdicts.get(judge);
+  if (verdicts === undefined) slotVerdicts.set(judge, (verdicts = new Uint8Array(REGIONS.length * SLOT_COUNT)));
+  const cache = verdicts;
+  return (region, slot) => {
+    const at = region * SLOT_COUNT + slot;
+    const known = cache[at];
+    if (known !== undefined && known !== 0) return known === 1;
+    const id = REGIONS[region]?.id;
+    const allowed = id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
+    cache[at] = allowed ? 1 : 2;
+    return allowed;
+  };
+}
+
+/** The carrier partner named by x-meridian-carrier, or null for an ordinary request. */
+function carrierPartner(client: ClientRequest, carriers: ReadonlyMap<string, CarrierPartner>, version: number): CarrierPartner | null {
+  if (client.carrier === undefined) return null;
+  if (client.requirements.kind !== undefined && client.requirements.kind !== "hotspot") {
+    throw new HttpError(400, "invalid_requirements", "x-meridian-carrier requests are served by hotspots or the partner's backbone: send x-meridian-kind: hotspot or nothing");
+  }
+  const partner = carriers.get(client.carrier);
+  if (partner === undefined) throw new HttpError(400, "unknown_partner", `no carrier partner "${client.carrier}" in carriers v${version}`);
+  return partner;
+}

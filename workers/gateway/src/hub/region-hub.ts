@@ -1,0 +1,417 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  CloseCode,
+  DEFAULT_HOTSPOT_MBPS,
+  FLAP_WINDOW_MS,
+  HELLO_TIMEOUT_MS,
+  MAX_NODE_FRAME_BYTES,
+  NodeMessageSchema,
+  PING_FRAME,
+  PONG_FRAME,
+  PROTOCOL_VERSION,
+  identityMismatch,
+  newArrivalStats,
+  observeArrival,
+  stepLiveness,
+  tierForMbps,
+  type GatewayMessage,
+  type Heartbeat,
+  type Hello,
+  type NodeHealth,
+  type NodeRecord,
+} from "@meridian/protocol";
+import { formatIssue } from "../errors";
+import { requestKeyFor } from "../request-keys";
+import { readTicket } from "./connect-ticket";
+import { DirectoryPush } from "./directory-push";
+import { Membership } from "./membership";
+import { NodeSocket, type NodeSocketState } from "./node-socket";
+
+/**
+ * Sweeps of one hub are at least this far apart, so its alarm writes stay bounded (a few per
+ * second) whatever its node count; deadlines between ticks wait for the next one.
+ */
+const SWEEP_TICK_MS = 250;
+/** A load (or congestion) change smaller than this is not worth a Directory update. */
+const LOAD_STEP = 0.05;
+/** Connects of one node id allowed per window; past it the socket is closed with 4429. */
+const CONNECTS_PER_WINDOW = 10;
+const CONNECT_WINDOW_MS = 10_000;
+
+/**
+ * One per region (its name is the region id): terminates the WebSockets of that region's
+ * nodes (hibernation API), tracks liveness cheaply and tells the Directory about joins,
+ * leaves, health flips and load steps. Storage is written only on membership changes, plus
+ * the alarm of the liveness sweep.
+ */
+export class RegionHub extends DurableObject<Env> {
+  private readonly region: string;
+  private readonly members: Membership;
+  private readonly outbox: DirectoryPush;
+  /** Monotonic across restarts (clock-based), so the Directory can order updates. */
+  private seq = Date.now() * 1000;
+  /**
+   * When nodes went down or left, so one that comes back on a new connection (a frozen agent
+   * reconnects when it resumes) still gets slow start. Memory only: after an eviction a
+   * returning node simply starts at full weight.
+   */
+  private readonly outSince = new Map<string, number>();
+  /** Recent connect times per node id (memory only: the limit is about storms, not history). */
+  private readonly connects = new Map<string, number[]>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const name = ctx.id.name;
+    if (name === undefined) throw new Error("RegionHub must be addressed by its region name (getByName)");
+    this.region = name;
+    this.members = new Membership(ctx.storage.sql);
+    this.outbox = new DirectoryPush(env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    // Nodes recorded as members but with no socket left (the hub was restarted or
+    // redeployed) are gone: tell the Directory so nobody routes to them.
+    const live = new Set(this.sockets().map((s) => s.state?.claims.id));
+    for (const member of this.members.list()) if (!live.has(member.id)) this.leave(member.id);
+  }
+
+  /** The live nodes this hub holds sockets for (the Directory asks after its own restart). */
+  liveRecords(): NodeRecord[] {
+    const records: NodeRecord[] = [];
+    for (const socket of this.sockets()) {
+      const state = socket.state;
+      if (state?.record && !state.replaced) records.push({ ...state.record, seq: this.seq++ });
+    }
+    return records;
+  }
+
+  /** Closes a node's socket (revocation); true when one was open. */
+  disconnect(nodeId: string, reason: string): boolean {
+    let closed = false;
+    for (const socket of this.sockets(nodeId)) {
+      this.closeWith(socket, CloseCode.revoked, reason);
+      closed = true;
+    }
+    return closed;
+  }
+
+  /** A node's state as this hub sees it (for the operator's self-view), or null when not connected. */
+  nodeView(nodeId: string): { record: NodeRecord; detector: { heartbeatMs: number; suspectAfterMs: number; downAfterMs: number } | null } | null {
+    for (const socket of this.sockets(nodeId)) {
+      const state = socket.state;
+      if (state?.record && !state.replaced) {
+        const a = state.arrivals;
+        return { record: state.record, detector: a === null ? null : { heartbeatMs: state.heartbeatMs, suspectAfterMs: Math.round(a.suspectAfterMs), downAfterMs: Math.round(a.downAfterMs) } };
+      }
+    }
+    return null;
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const ticket = readTicket(request.headers);
+    if (ticket === null || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("internal: expected a verified node upgrade", { status: 400 });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    const now = Date.now();
+    const id = ticket.claims.id;
+    if (!this.admitConnect(id, now)) {
+      // Refused before the hub keeps anything: a storm of one credential costs O(1) per connect.
+      server.accept();
+      server.send(JSON.stringify({ type: "error", code: `close_${CloseCode.rateLimited}`, message: "too many connects" } satisfies GatewayMessage));
+      server.close(CloseCode.rateLimited, `more than ${CONNECTS_PER_WINDOW} connects in ${CONNECT_WINDOW_MS / 1000} s`);
+      return new Response(null, { status: 101, webSocket: client });
+    }
+    const secret = this.env.NODE_CREDENTIAL_KEY;
+    if (secret === undefined) return new Response("internal: no credential key", { status: 503 });
+    // Derived before the socket is accepted, so the hello handler has no await before it
+    // decides which connection of a node is the live one.
+    const requestKey = await requestKeyFor(secret, id, ticket.claims.jti);
+    this.ctx.acceptWebSocket(server, [id]);
+    new NodeSocket(server).setState({
+      v: 2,
+      claims: ticket.claims,
+      requestKey,
+      acceptedAt: now,
+      lastFrameAt: now,
+      record: null,
+      heartbeatMs: 0,
+      pushedLoad: 0,
+      goodChecks: 0,
+      recentDowns: [],
+      arrivals: null,
+      replaced: false,
+      ...(ticket.geoFlag ? { geoFlag: ticket.geoFlag } : {}),
+    });
+    await this.sweepBy(now + HELLO_TIMEOUT_MS);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const socket = new NodeSocket(ws);
+    const state = socket.state;
+    if (state === null) return this.closeWith(socket, CloseCode.internalError, "lost connection state");
+    // A replaced socket is already closing: nothing it says counts any more.
+    if (state.replaced) return;
+    try {
+      const size = frameBytes(message);
+      if (size > MAX_NODE_FRAME_BYTES) return this.closeWith(socket, CloseCode.frameTooLarge, `frame of ${size} bytes exceeds ${MAX_NODE_FRAME_BYTES}`);
+      if (typeof message !== "string") return this.closeWith(socket, CloseCode.invalidMessage, "binary frames are not part of the protocol");
+      state.lastFrameAt = Date.now();
+      this.observeFrames(socket, state, state.lastFrameAt);
+      // A ping normally gets the auto-response; one that reaches us still counts as liveness.
+      if (message === PING_FRAME) return socket.setState(state);
+      let json: unknown;
+      try {
+        json = JSON.parse(message);
+      } catch {
+        return this.closeWith(socket, CloseCode.invalidMessage, "frame is not JSON");
+      }
+      const parsed = NodeMessageSchema.safeParse(json);
+      if (!parsed.success) return this.closeWith(socket, CloseCode.invalidMessage, `invalid message: ${formatIssue(parsed.error, "type")}`);
+      const msg = parsed.data;
+      if (msg.type === "hello") return this.onHello(socket, state, msg);
+      if (state.record === null) return this.closeWith(socket, CloseCode.invalidMessage, "the first message must be hello");
+      if (msg.type === "heartbeat") {
+        this.outbox.countHeartbeat();
+        return this.onHeartbeat(socket, state, state.record, msg);
+      }
+      this.setHealth(state.record, "draining", `drain${msg.reason ? `: ${msg.reason}` : ""}`);
+      socket.setState(state);
+      this.push(state.record);
+    } catch (err) {
+      console.error(JSON.stringify({ at: "hub.message", node: state.claims.id, error: String(err) }));
+      this.closeWith(socket, CloseCode.internalError, "internal error");
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.onSocketEnd(new NodeSocket(ws), `closed ${code}${reason ? ` ${reason}` : ""}`);
+    try {
+      ws.close(code === 1005 || code === 1006 ? CloseCode.normal : code, "bye");
+    } catch {
+      // Already closed: nothing to answer.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    this.onSocketEnd(new NodeSocket(ws), `error ${String(error)}`);
+  }
+
+  /**
+   * Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed.
+   * The alarm is set for the earliest moment anything could change (a node's deadline), no
+   * sooner than one sweep tick away, and not at all while the hub holds no socket.
+   */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const socket of this.sockets()) {
+      const state = socket.state;
+      if (state === null || state.replaced) continue;
+      try {
+        next = Math.min(next, this.checkLiveness(socket, state, now));
+      } catch (err) {
+        console.error(JSON.stringify({ at: "hub.sweep", node: state.claims.id, error: String(err) }));
+      }
+    }
+    await this.outbox.reportHeartbeats(this.region, now);
+    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, now + SWEEP_TICK_MS));
+  }
+
+  /** Applies one socket's liveness rules; returns when it next needs looking at. */
+  private checkLiveness(socket: NodeSocket, state: NodeSocketState, now: number): number {
+    if (state.record === null) {
+      const deadline = state.acceptedAt + HELLO_TIMEOUT_MS;
+      if (now < deadline) return deadline;
+      this.closeWith(socket, CloseCode.helloTimeout, `no hello within ${HELLO_TIMEOUT_MS} ms`);
+      return Number.POSITIVE_INFINITY;
+    }
+    const observed = this.observeFrames(socket, state);
+    const arrivals = state.arrivals ?? newArrivalStats(state.heartbeatMs, state.lastFrameAt);
+    const record = state.record;
+    const limits = { heartbeatMs: state.heartbeatMs, suspectAfterMs: arrivals.suspectAfterMs, downAfterMs: arrivals.downAfterMs };
+    const step = stepLiveness({ health: record.health, reason: record.healthReason, goodChecks: state.goodChecks, recentDowns: state.recentDowns }, now - arrivals.lastArrivalAt, limits, now);
+    if (step.changed) {
+      state.goodChecks = step.goodChecks;
+      state.recentDowns = step.recentDowns;
+      if (step.health !== record.health) {
+        // Back from down: routing ramps it in (slow start) instead of handing it a herd at once.
+        if (record.health === "down" && step.health === "healthy") record.returnedAt = now;
+        if (step.health === "down") this.outSince.set(record.id, now);
+        this.setHealth(record, step.health, step.reason);
+        this.push(record);
+        console.log(JSON.stringify({ at: "hub.health", node: record.id, region: record.region, health: step.health, reason: step.reason }));
+      } else {
+        record.healthReason = step.reason;
+      }
+      socket.setState(state);
+    } else if (observed) socket.setState(state);
+    return step.nextCheckAt;
+  }
+
+  /**
+   * Feeds the failure detector the frames that arrived since it last looked: the latest
+   * auto-answered ping (the runtime keeps only its time) and, when given, a frame that woke
+   * us. Sweeps come at least every suspect deadline, under two gaps, so they rarely skip a
+   * ping; when one does, the gap looks like a lost frame, which the detector folds out.
+   * Returns whether the statistics changed (the caller saves the state).
+   */
+  private observeFrames(socket: NodeSocket, state: NodeSocketState, wokenAt?: number): boolean {
+    if (state.arrivals === null) return false;
+    const before = state.arrivals;
+    const pingAt = this.ctx.getWebSocketAutoResponseTimestamp(socket.ws)?.getTime();
+    if (pingAt !== undefined) state.arrivals = observeArrival(state.arrivals, pingAt, state.heartbeatMs);
+    if (wokenAt !== undefined) state.arrivals = observeArrival(state.arrivals, wokenAt, state.heartbeatMs);
+    return state.arrivals !== before;
+  }
+
+  // ---- message handlers ----------------------------------------------------------------
+
+  /** Synchronous up to the welcome: two hellos of one node cannot interleave. */
+  private onHello(socket: NodeSocket, state: NodeSocketState, hello: Hello): void {
+    const claims = state.claims;
+    if (state.record !== null) return this.closeWith(socket, CloseCode.invalidMessage, "hello was already received");
+    if (hello.protocol !== PROTOCOL_VERSION) return this.closeWith(socket, CloseCode.unsupportedProtocol, `protocol ${hello.protocol} is not supported; speak ${PROTOCOL_VERSION}`);
+    const mismatch = identityMismatch(claims, hello);
+    if (mismatch !== null) return this.closeWith(socket, CloseCode.identityMismatch, mismatch);
+    // One live connection per node: the newest hello wins. Each older socket is marked and
+    // closed once, so a storm of N hellos costs O(N) closes, not O(N^2).
+    for (const other of this.sockets(claims.id)) {
+      if (other.ws === socket.ws) continue;
+      const otherState = other.state;
+      if (otherState === null || otherState.replaced) continue;
+      otherState.replaced = true;
+      other.setState(otherState);
+      this.closeWith(other, CloseCode.replaced, "replaced by a newer connection of the same node");
+    }
+    const now = Date.now();
+    const outAt = this.outSince.get(claims.id);
+    this.outSince.delete(claims.id);
+    state.heartbeatMs = hello.heartbeatMs;
+    state.arrivals = newArrivalStats(hello.heartbeatMs, now);
+    state.record = {
+      id: claims.id,
+      kind: claims.kind,
+      region: claims.region,
+      credentialId: claims.jti,
+      ...(claims.gpu ? { gpu: claims.gpu } : {}),
+      ...(claims.partner ? { partner: claims.partner, congestion: 0 } : {}),
+      ...(claims.kind === "hotspot" ? { maxMbps: claims.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
+      ...(state.geoFlag ? { geoFlag: state.geoFlag } : {}),
+      capacity: hello.capacity,
+      endpoint: hello.endpoint.replace(/\/+$/, ""),
+      health: "healthy",
+      healthReason: "hello",
+      healthSince: now,
+      load: 0,
+      inFlight: 0,
+      free: hello.capacity,
+      connectedAt: now,
+      seq: 0,
+      // Back within the flap window after being down or gone: ramp it in like a recovery.
+      ...(outAt !== undefined && now - outAt < FLAP_WINDOW_MS ? { returnedAt: now } : {}),
+    };
+    socket.setState(state);
+    this.members.join(claims.id, claims.region, now);
+    this.send(socket, { type: "welcome", node: claims.id, region: claims.region, heartbeatMs: hello.heartbeatMs, ping: PING_FRAME, requestKey: state.requestKey });
+    this.push(state.record);
+    void this.sweepBy(now + state.arrivals.suspectAfterMs + 1).catch((err: unknown) => console.error(JSON.stringify({ at: "hub.alarm", error: String(err) })));
+    console.log(JSON.stringify({ at: "hub.join", node: claims.id, region: claims.region, endpoint: state.record.endpoint }));
+    if (state.geoFlag) console.warn(JSON.stringify({ at: "hub.geo_flag", node: claims.id, region: claims.region, colo: state.geoFlag.colo, km: state.geoFlag.km }));
+  }
+
+  private onHeartbeat(socket: NodeSocket, state: NodeSocketState, record: NodeRecord, beat: Heartbeat): void {
+    const free = Math.min(beat.free, record.capacity);
+    // A hotspot cannot claim a better tier than its enrolled backhaul supports.
+    const tier = record.kind === "hotspot" && beat.tier !== undefined ? Math.min(beat.tier, tierForMbps(record.maxMbps ?? DEFAULT_HOTSPOT_MBPS)) : undefined;
+    const congestion = record.kind === "carrier" ? beat.congestion : undefined;
+    const stepped =
+      Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 ||
+      (free === 0) !== (record.free === 0) ||
+      record.health === "suspect" ||
+      (tier !== undefined && tier !== record.tier) ||
+      (congestion !== undefined && Math.abs(congestion - (record.congestion ?? 0)) >= LOAD_STEP - 1e-9);
+    record.load = beat.load;
+    record.inFlight = beat.inFlight;
+    record.free = free;
+    if (tier !== undefined) record.tier = tier;
+    if (beat.users !== undefined && record.kind === "hotspot") record.users = beat.users;
+    // Congestion moves in steps like load, so the Directory is not told about every wobble.
+    if (congestion !== undefined && (stepped || record.congestion === undefined)) record.congestion = congestion;
+    if (stepped) {
+      state.pushedLoad = beat.load;
+      this.push(record);
+    }
+    socket.setState(state);
+  }
+
+  private onSocketEnd(socket: NodeSocket, why: string): void {
+    const state = socket.state;
+    // A replaced socket's node lives on in the newer connection.
+    if (state === null || state.record === null || state.replaced) return;
+    const stillConnected = this.sockets(state.claims.id).some((other) => other.ws !== socket.ws && other.state?.record != null && !other.state.replaced);
+    if (stillConnected) return;
+    console.log(JSON.stringify({ at: "hub.leave", node: state.claims.id, region: state.claims.region, why }));
+    this.leave(state.claims.id);
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private sockets(nodeId?: string): NodeSocket[] {
+    return this.ctx.getWebSockets(nodeId).map((ws) => new NodeSocket(ws));
+  }
+
+  /** Counts a connect of this node id; false past the per-window limit. */
+  private admitConnect(id: string, now: number): boolean {
+    const recent = (this.connects.get(id) ?? []).filter((t) => now - t < CONNECT_WINDOW_MS);
+    if (recent.length >= CONNECTS_PER_WINDOW) {
+      this.connects.set(id, recent);
+      return false;
+    }
+    recent.push(now);
+    this.connects.set(id, recent);
+    return true;
+  }
+
+  private leave(id: string): void {
+    const now = Date.now();
+    this.outSince.set(id, now);
+    for (const [node, at] of this.outSince) if (now - at >= FLAP_WINDOW_MS) this.outSince.delete(node);
+    this.members.leave(id);
+    this.outbox.queue({ id, region: this.region, gone: true, seq: this.seq++ });
+  }
+
+  private setHealth(record: NodeRecord, health: NodeHealth, reason: string): void {
+    record.health = health;
+    record.healthReason = reason;
+    record.healthSince = Date.now();
+  }
+
+  private push(record: NodeRecord): void {
+    this.outbox.queue({ ...record, seq: this.seq++ });
+  }
+
+  /** Makes sure the sweep runs no later than `deadline` (an alarm already due sooner stays). */
+  private async sweepBy(deadline: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > deadline) await this.ctx.storage.setAlarm(deadline);
+  }
+
+  private send(socket: NodeSocket, message: GatewayMessage): void {
+    socket.send(JSON.stringify(message));
+  }
+
+  /** Tells the node why, then closes; only this socket is affected. */
+  private closeWith(socket: NodeSocket, code: CloseCode, reason: string): void {
+    console.log(JSON.stringify({ at: "hub.close", node: socket.state?.claims.id, code, reason }));
+    this.send(socket, { type: "error", code: `close_${code}`, message: reason });
+    socket.close(code, reason);
+  }
+}
+
+/** UTF-8 size of a frame; encodes only when the character count alone cannot settle it. */
+function frameBytes(message: string | ArrayBuffer): number {
+  if (typeof message !== "string") return message.byteLength;
+  if (message.length > MAX_NODE_FRAME_BYTES || message.length * 3 <= MAX_NODE_FRAME_BYTES) return message.length;
+  return new TextEncoder().encode(message).byteLength;
+}

@@ -1,4 +1,0 @@
-import { OutlierDetector } from "@meridian/routing";
-
-/** This isolate's passive outlier detector, fed by its own proxy attempts. */
-export const outliers = new OutlierDetector();

@@ -1,0 +1,135 @@
+import { DEFAULT_HOTSPOT_MBPS } from "@meridian/protocol";
+import { regionIndex } from "@meridian/regions";
+import { explainExclusions, hotspotCensus, type Candidate } from "@meridian/routing";
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
+import { errorBody } from "../errors";
+import { isolate } from "../isolate";
+import { DEFAULT_HEADERS_TIMEOUT_MS, proxyToCandidates, type ProxyOutcome } from "../proxy";
+import { countedBody, usageEntry } from "../usage";
+
+type ClientApp = { Bindings: Env; Variables: DecisionVariables };
+
+/** The client side of the gateway: `/route` explains a decision, `/v1/*` acts on it. */
+export const clientRoutes = new Hono<ClientApp>();
+
+/** Counts every client request by route, outcome and status (errors included: onError has run). */
+const countOutcome = (routeName: string) =>
+  createMiddleware<ClientApp>(async (c, next) => {
+    await next();
+    const status = c.res.status;
+    const outcome = c.res.headers.get("x-meridian-route") ?? OUTCOME_BY_STATUS[status] ?? (status < 400 ? "answered" : "error");
+    isolate.metrics.countRequest(routeName, outcome, status);
+  });
+const OUTCOME_BY_STATUS: Record<number, string> = { 400: "bad_request", 451: "blocked_by_policy", 502: "upstream_failed", 503: "unavailable" };
+
+clientRoutes.get("/route", countOutcome("/route"), decide, (c) => {
+  const decision = c.var.decision;
+  const body = explain(decision);
+  if (decision.candidates.length === 0) {
+    const err = refusal(decision);
+    for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+    return c.json({ ...errorBody(err.code, err.message, err.extra), ...body }, err.status);
+  }
+  return c.json(body);
+});
+
+clientRoutes.all("/v1/*", countOutcome("/v1"), decide, async (c) => {
+  const decision = c.var.decision;
+  if (decision.candidates.length === 0) throw refusal(decision);
+  const outcome = await proxyToCandidates(c.req.raw, decision.client.path, decision.candidates, observeAttempt(decision), headersTimeout(c.env));
+  const { carrier } = decision;
+  if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover");
+  // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
+  const node = outcome.node;
+  const routeName = node.kind === "hotspot" ? "offload" : "backbone";
+  const counted = countedBody(outcome.response.body, c.req.raw.signal);
+  const response = served({ ...outcome, response: new Response(counted.body, outcome.response) }, decision, routeName);
+  response.headers.set("x-meridian-carrier", carrier.partner.id);
+  response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
+  const startedAt = Date.now();
+  c.executionCtx.waitUntil(
+    counted.ended.then((end) =>
+      isolate.usage.record(
+        c.env,
+        carrier.partner.id,
+        usageEntry({
+        startedAt,
+        node: node.id,
+        region: carrier.offload.clientRegion ?? node.region,
+        route: routeName,
+        end,
+        flagged: node.geoFlag !== undefined,
+        creditMbps: routeName === "offload" ? (node.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
+        }),
+      ),
+    ),
+  );
+  return response;
+});
+
+/** The node's response with the headers that say who served it and how it was routed. */
+function served(outcome: ProxyOutcome, decision: Decision, routeName: string): Response {
+  const response = new Response(outcome.response.body, outcome.response);
+  response.headers.set("x-meridian-node", outcome.node.id);
+  response.headers.set("x-meridian-region", outcome.node.region);
+  response.headers.set("x-meridian-route", routeName);
+  response.headers.set("x-meridian-policy-version", String(decision.policy.version));
+  return response;
+}
+
+/** Feeds every proxy attempt to this isolate's outlier detector. */
+function observeAttempt(decision: Decision) {
+  return (node: Candidate["node"], failure: string | null): void => {
+    if (failure === null) return isolate.outliers.recordSuccess(node.id);
+    const regionSize = decision.index.regionNodes[regionIndex(node.region)]?.length ?? 1;
+    const ejection = isolate.outliers.recordFailure(node.id, node.region, regionSize, failure);
+    if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
+  };
+}
+
+function headersTimeout(env: Env): number {
+  const ms = Number(env.UPSTREAM_HEADERS_TIMEOUT_MS ?? DEFAULT_HEADERS_TIMEOUT_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_HEADERS_TIMEOUT_MS;
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+function describe(c: Candidate) {
+  const { node } = c;
+  return { id: node.id, region: node.region, kind: node.kind, ...(node.gpu ? { gpu: node.gpu } : {}), rttMs: round(c.rttMs), score: round(c.score), load: node.load };
+}
+
+/** `/route`'s body: the client as read, the chosen node and fallbacks, and why every other node is out. */
+function explain(decision: Decision) {
+  const { client, index, policy, carrier } = decision;
+  const filter = exclusionFilter(decision.judge);
+  const [primary, ...fallbacks] = decision.candidates;
+  return {
+    client: { ...client.location, source: client.source, ...(client.residency ? { residency: client.residency } : {}) },
+    requirements: client.requirements,
+    node: primary ? describe(primary) : null,
+    fallbacks: fallbacks.map(describe),
+    excluded: explainExclusions(index, client.requirements, filter).map((x) =>
+      x.reason.startsWith(POLICY_REASON) ? { id: x.id, region: x.region, reason: "policy", rules: x.reason.slice(POLICY_REASON.length).split(",") } : x,
+    ),
+    ...(carrier === null
+      ? {}
+      : {
+          offload: {
+            partner: carrier.partner.id,
+            route: carrier.offload.route,
+            reason: carrier.offload.reason,
+            clientRegion: carrier.offload.clientRegion,
+            subscriberBucket: round(carrier.offload.bucket),
+            dial: carrier.offload.dial === null ? null : { ...carrier.offload.dial, percent: round(carrier.offload.dial.percent), base: carrier.partner.offload.dial.base, max: carrier.partner.offload.dial.max },
+            rules: carrier.partner.offload,
+            hotspots: client.location === null ? null : hotspotCensus(index, client.location, carrier.partner.offload, filter),
+          },
+        }),
+    fleetSize: index.size,
+    snapshotVersion: isolate.fleet.snapshotVersion,
+    policyVersion: policy.version,
+  };
+}
