@@ -8,6 +8,7 @@ import {
   HEARTBEAT_MS_MAX,
   HEARTBEAT_MS_MIN,
   HelloSchema,
+  issuesText,
   PING_FRAME,
   PONG_FRAME,
   PROTOCOL_VERSION,
@@ -217,8 +218,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       agent: AGENT_VERSION,
     });
     if (!hello.success) {
-      const issues = hello.error.issues.map((issue) => `${issue.path.join(".") || "hello"}: ${issue.message}`);
-      throw new Error(`node ${options.node}: invalid hello (${issues.join("; ")})`);
+      throw new Error(`node ${options.node}: invalid hello (${issuesText(hello.error, "hello")})`);
     }
     this.hello = hello.data;
     this.heartbeatMs = this.hello.heartbeatMs;
@@ -387,8 +387,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     }
     const parsed = GatewayMessageSchema.safeParse(json);
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((issue) => `${issue.path.join(".") || "message"}: ${issue.message}`);
-      this.logger.warn(`ignoring an invalid gateway message (${issues.join("; ")}): ${text.slice(0, 200)}`);
+      this.logger.warn(`ignoring an invalid gateway message (${issuesText(parsed.error, "message")}): ${text.slice(0, 200)}`);
       return;
     }
     const message = parsed.data;

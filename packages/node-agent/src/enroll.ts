@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ApiErrorSchema, EnrollmentSchema, type Enrollment } from "@meridian/protocol";
+import { ApiErrorSchema, EnrollmentSchema, issuesText, type Enrollment } from "@meridian/protocol";
 import { describeError } from "./log";
 
 /** Enrollment as sent: the credential lifetime may be left to the gateway's default. */
@@ -34,8 +34,7 @@ export async function enrollNode(
   // Catch a bad region or GPU spec here, with a clear message, rather than as a 400.
   const checked = EnrollmentSchema.safeParse(enrollment);
   if (!checked.success) {
-    const issues = checked.error.issues.map((issue) => `${issue.path.join(".") || "enrollment"}: ${issue.message}`);
-    throw new EnrollmentError(`invalid enrollment for ${enrollment.id}: ${issues.join("; ")}`, 0, "invalid_enrollment");
+    throw new EnrollmentError(`invalid enrollment for ${enrollment.id}: ${issuesText(checked.error, "enrollment")}`, 0, "invalid_enrollment");
   }
   const url = adminNodesUrl(gatewayUrl);
   const attempts = Math.max(1, options.attempts ?? 3);

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { DEFAULT_HOTSPOT_MBPS, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
+import { DEFAULT_HOTSPOT_MBPS, firstIssue, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
 import { describeError, silentLogger, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
 
@@ -394,9 +394,7 @@ type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string };
 export function parseChatCompletionRequest(value: unknown): ParseResult<ChatCompletionRequest> {
   const parsed = ChatCompletionRequestSchema.safeParse(value);
   if (parsed.success) return { ok: true, value: parsed.data };
-  const issue = parsed.error.issues[0];
-  const path = issue?.path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i ? "." : ""}${String(p)}`)).join("") || "body";
-  return { ok: false, message: `${path}: ${issue?.message ?? "invalid"}` };
+  return { ok: false, message: firstIssue(parsed.error, "body") };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,4 +1,4 @@
-import { GPU_CLASSES, PolicyDocumentSchema, UNKNOWN_COUNTRY, type NodeKind, type GpuClass, type PolicyDocument, type PolicyMatch } from "@meridian/protocol";
+import { GPU_CLASSES, PolicyDocumentSchema, formatIssues, UNKNOWN_COUNTRY, type NodeKind, type GpuClass, type PolicyDocument, type PolicyMatch } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
 import { CompiledPolicy, FIELD_GROUP_KIND, type ClientContext, type NodeContext } from "./compile";
 
@@ -65,7 +65,7 @@ function tenantAndResidencyValues(doc: PolicyDocument): { residencies: (string |
 export function validatePolicy(input: unknown): ValidationResult {
   const parsed = PolicyDocumentSchema.safeParse(input);
   if (!parsed.success) {
-    return { ok: false, errors: parsed.error.issues.map((i) => ({ code: "schema", message: i.message, path: i.path.join(".") })) };
+    return { ok: false, errors: formatIssues(parsed.error).map((issue) => ({ code: "schema", ...issue })) };
   }
   const doc = parsed.data;
   const errors: Finding[] = [];

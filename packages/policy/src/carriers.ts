@@ -1,4 +1,4 @@
-import { CarrierDocumentSchema, type CarrierDocument, type CarrierPartner } from "@meridian/protocol";
+import { CarrierDocumentSchema, formatIssues, type CarrierDocument, type CarrierPartner } from "@meridian/protocol";
 import type { Finding } from "./analyze";
 
 export type CarrierValidation = { ok: true; document: CarrierDocument; violations: Finding[] } | { ok: false; errors: Finding[] };
@@ -6,7 +6,7 @@ export type CarrierValidation = { ok: true; document: CarrierDocument; violation
 /** Schema, unique ids, known regions and sane offload rules; carrier documents have no soft violations. */
 export function validateCarriers(input: unknown): CarrierValidation {
   const parsed = CarrierDocumentSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, errors: parsed.error.issues.map((i) => ({ code: "schema", message: i.message, path: i.path.join(".") })) };
+  if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error).map((issue) => ({ code: "schema", ...issue })) };
   return { ok: true, document: parsed.data, violations: [] };
 }
 

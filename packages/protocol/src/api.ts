@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { GpuClassSchema, GpuHardwareSchema, NodeIdSchema, NodeKindSchema, PartnerIdSchema, RegionIdSchema } from "./common";
+import { safeText } from "./text";
 
 /** POST /admin/nodes */
 export const EnrollmentSchema = z
@@ -35,7 +36,7 @@ export const CredentialClaimsSchema = z.strictObject({
   v: z.literal(1),
   id: NodeIdSchema,
   kind: NodeKindSchema,
-  region: z.string(),
+  region: safeText(),
   gpu: GpuHardwareSchema.optional(),
   capacity: z.int().min(1),
   partner: PartnerIdSchema.optional(),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { HotspotTierSchema, PartnerIdSchema, RegionIdSchema } from "./common";
+import { safeText } from "./text";
 
 /** Percent of eligible traffic sent to hotspots. */
 const Percent = z.number().min(0).max(100);
@@ -30,7 +31,7 @@ export type OffloadRules = z.infer<typeof OffloadRulesSchema>;
 export const CarrierPartnerSchema = z
   .strictObject({
     id: PartnerIdSchema,
-    name: z.string().min(1).max(200),
+    name: safeText(z.string().min(1).max(200)),
     /** Catalog regions whose subscribers the partner serves; offload is considered there only. */
     regions: z.array(RegionIdSchema).min(1).max(500),
     offload: OffloadRulesSchema,

@@ -7,3 +7,6 @@ export * from "./policy";
 export * from "./liveness";
 export * from "./carriers";
 export * from "./request-signature";
+export * from "./text";
+export * from "./issues";
+export * from "./location";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { GpuHardwareSchema, HotspotTierSchema, NodeIdSchema, NodeKindSchema } from "./common";
+import { safeText } from "./text";
 
 /** Protocol version spoken by this gateway; a hello with another version is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -47,7 +48,7 @@ export const HelloSchema = z.strictObject({
   /** Base URL where the node serves client traffic; the gateway appends the client path. */
   endpoint: z.url({ protocol: /^https?$/ }).max(2048),
   heartbeatMs: z.int().min(HEARTBEAT_MS_MIN).max(HEARTBEAT_MS_MAX).default(HEARTBEAT_MS_DEFAULT),
-  agent: z.string().max(100).optional(),
+  agent: safeText(z.string().max(100)).optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 
@@ -70,7 +71,7 @@ export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 
 export const DrainSchema = z.strictObject({
   type: z.literal("drain"),
-  reason: z.string().max(200).optional(),
+  reason: safeText(z.string().max(200)).optional(),
 });
 export type Drain = z.infer<typeof DrainSchema>;
 

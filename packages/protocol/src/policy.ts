@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { GpuClassSchema, NodeKindSchema } from "./common";
+import { safeText } from "./text";
 
 /**
  * A region policy document: named groups plus ordered rules. Deny overrides allow; when no
@@ -16,17 +17,17 @@ const Residency = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/);
 
 const provenance = {
   /** Where the list comes from (statute, regulation, notice). */
-  source: z.string().min(1).max(500),
+  source: safeText(z.string().min(1).max(500)),
   /** Date the list was last checked against its source (YYYY-MM-DD). */
   effective: z.iso.date(),
-  note: z.string().max(1000).optional(),
+  note: safeText(z.string().max(1000)).optional(),
 };
 
 export const PolicyGroupsSchema = z.strictObject({
   countries: z.record(GroupName, z.strictObject({ members: z.array(Country).min(1), ...provenance })).default({}),
   subdivisions: z.record(GroupName, z.strictObject({ members: z.array(Subdivision).min(1), ...provenance })).default({}),
   gpuClasses: z.record(GroupName, z.strictObject({ members: z.array(GpuClassSchema).min(1), ...provenance })).default({}),
-  regions: z.record(GroupName, z.strictObject({ members: z.array(RegionId).min(1), note: z.string().max(1000).optional() })).default({}),
+  regions: z.record(GroupName, z.strictObject({ members: z.array(RegionId).min(1), note: safeText(z.string().max(1000)).optional() })).default({}),
 });
 export type PolicyGroups = z.infer<typeof PolicyGroupsSchema>;
 
@@ -48,7 +49,7 @@ export const PolicyRuleSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
   effect: z.enum(["deny", "allow"]),
   /** Shown to admins and returned to refused clients. */
-  reason: z.string().min(1).max(500),
+  reason: safeText(z.string().min(1).max(500)),
   match: PolicyMatchSchema,
   /** The rule does not apply where any of these fields match (e.g. residency: nodes inside the EU). */
   except: PolicyMatchSchema.optional(),
@@ -56,8 +57,8 @@ export const PolicyRuleSchema = z.strictObject({
 export type PolicyRule = z.infer<typeof PolicyRuleSchema>;
 
 export const PolicyDocumentSchema = z.strictObject({
-  name: z.string().min(1).max(200),
-  description: z.string().max(5000).optional(),
+  name: safeText(z.string().min(1).max(200)),
+  description: safeText(z.string().max(5000)).optional(),
   defaultEffect: z.enum(["allow", "deny"]),
   groups: PolicyGroupsSchema,
   /** Groups whose places must be denied every node, checked before publish. */

@@ -43,3 +43,46 @@ export function nearestRegion(lat: number, lon: number): Region {
   }
   return best;
 }
+
+export {
+  TERRITORIES,
+  pointInPolygon,
+  pointInRing,
+  territoryAt,
+  territoryOfSubdivision,
+  type PolygonGeometry,
+  type Position,
+  type Ring,
+  type TerritoryFeature,
+} from "./territories";
+
+const DEG = Math.PI / 180;
+
+/**
+ * Where to rank a client from when only its country is known: the spherical mean of the
+ * catalog's metros in that country (a single metro is itself). Only ranking uses it; the
+ * country, not this point, is what policy judges.
+ */
+function buildCountryCentroids(): ReadonlyMap<string, { lat: number; lon: number }> {
+  const sums = new Map<string, { x: number; y: number; z: number }>();
+  for (const r of REGIONS) {
+    const s = sums.get(r.country) ?? { x: 0, y: 0, z: 0 };
+    s.x += Math.cos(r.lat * DEG) * Math.cos(r.lon * DEG);
+    s.y += Math.cos(r.lat * DEG) * Math.sin(r.lon * DEG);
+    s.z += Math.sin(r.lat * DEG);
+    sums.set(r.country, s);
+  }
+  const out = new Map<string, { lat: number; lon: number }>();
+  for (const [country, { x, y, z }] of sums) {
+    const round = (v: number) => Math.round(v * 1e4) / 1e4;
+    out.set(country, { lat: round(Math.atan2(z, Math.hypot(x, y)) / DEG), lon: round(Math.atan2(y, x) / DEG) });
+  }
+  return out;
+}
+
+const COUNTRY_CENTROIDS = buildCountryCentroids();
+
+/** The ranking point of a country the catalog has metros in, or undefined. */
+export function countryCentroid(country: string): { lat: number; lon: number } | undefined {
+  return COUNTRY_CENTROIDS.get(country);
+}
