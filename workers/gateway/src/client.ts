@@ -1,12 +1,10 @@
-import { PartnerIdSchema, RequirementsSchema, type ClientLocation, type Requirements } from "@meridian/protocol";
+import { PartnerIdSchema, RequirementsSchema, locateClient, type ClientLocation, type LocatedClient, type Requirements } from "@meridian/protocol";
 import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
 import { HttpError } from "./errors";
 
-export interface ResolvedClient {
-  /** null when neither Cloudflare nor a dev override knows where the client is. */
-  location: ClientLocation | null;
-  source: "cf" | "dev-headers" | "unknown";
+export interface ResolvedClient extends LocatedClient {
+  source: "cf" | "dev-headers";
 }
 
 /**
@@ -55,8 +53,10 @@ function firstIssue(error: z.ZodError): string {
 }
 
 /**
- * Where the client is. Production trusts only request.cf; the x-client-* headers count only
- * when DEV_TRUST_CLIENT_GEO is "true" (local runs), or anyone could dodge export control.
+ * Where the client is and how policy judges it (see locateClient: a known country is never
+ * dropped, sanctioned territories win over geo-IP's country, unknown is "XX"). Production
+ * trusts only request.cf; the x-client-* headers count only when DEV_TRUST_CLIENT_GEO is
+ * "true" (local runs), or anyone could dodge export control.
  */
 export function resolveClient(request: Request, env: Env): ResolvedClient {
   if (env.DEV_TRUST_CLIENT_GEO === "true" && DEV_GEO_HEADERS.some((h) => request.headers.has(h))) {
@@ -67,18 +67,10 @@ export function resolveClient(request: Request, env: Env): ResolvedClient {
       request.headers.get("x-client-subdivision")?.toUpperCase(),
     );
     if (typeof parsed === "string") throw new HttpError(400, "invalid_client_geo", `x-client-* headers: ${parsed}`);
-    return { location: parsed, source: "dev-headers" };
+    return { ...locateClient({ latitude: parsed.lat, longitude: parsed.lon, country: parsed.country, regionCode: parsed.subdivision }), source: "dev-headers" };
   }
   const cf = request.cf;
-  const lat = Number(cf?.latitude);
-  const lon = Number(cf?.longitude);
-  if (cf === undefined || !Number.isFinite(lat) || !Number.isFinite(lon) || cf.latitude === undefined) {
-    return { location: null, source: "unknown" };
-  }
-  const country = typeof cf.country === "string" ? cf.country : undefined;
-  const regionCode = typeof cf.regionCode === "string" ? cf.regionCode : undefined;
-  const parsed = clientLocation(lat, lon, country, country && regionCode ? `${country}-${regionCode}` : undefined);
-  return typeof parsed === "string" ? { location: null, source: "unknown" } : { location: parsed, source: "cf" };
+  return { ...locateClient(cf === undefined ? null : { country: cf.country, regionCode: cf.regionCode, latitude: cf.latitude, longitude: cf.longitude }), source: "cf" };
 }
 
 const COUNTRY = /^[A-Z]{2}$|^T1$/;

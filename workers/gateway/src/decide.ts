@@ -55,9 +55,10 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
     throw new HttpError(400, "unknown_residency", `no rule of policy v${policy.version} enforces residency "${client.residency}"; known: ${[...policy.residencies].join(", ") || "none"}`);
   }
   const location = client.location;
+  // Judged by the country and subdivision as located (never dropped), ranked from `location`.
   const judge = policy.forClient({
-    ...(location?.country ? { country: location.country } : {}),
-    ...(location?.subdivision ? { subdivision: location.subdivision } : {}),
+    country: client.country,
+    ...(client.subdivision ? { subdivision: client.subdivision } : {}),
     ...(client.residency ? { residency: client.residency } : {}),
   });
   const allowed = slotPolicy(judge);

@@ -109,3 +109,9 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000)
 }
 
 export const TOKYO_HEADERS = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
+
+/** GET /route with these headers; the parsed body. */
+export async function routeBody(headers: Record<string, string>): Promise<Record<string, unknown>> {
+  const res = await SELF.fetch(`${BASE}/route`, { headers });
+  return (await res.json()) as Record<string, unknown>;
+}

@@ -107,7 +107,14 @@ function explain(decision: Decision) {
   const filter = exclusionFilter(decision.judge);
   const [primary, ...fallbacks] = decision.candidates;
   return {
-    client: { ...client.location, source: client.source, ...(client.residency ? { residency: client.residency } : {}) },
+    client: {
+      ...client.location,
+      country: client.country,
+      ...(client.subdivision ? { subdivision: client.subdivision } : {}),
+      ...(client.territory ? { territory: client.territory } : {}),
+      source: client.source,
+      ...(client.residency ? { residency: client.residency } : {}),
+    },
     requirements: client.requirements,
     node: primary ? describe(primary) : null,
     fallbacks: fallbacks.map(describe),
