@@ -1,24 +1,25 @@
 /**
  * `npm start`: the gateway on http://127.0.0.1:8787 with a simulated fleet in every region.
- * Flags: --port N (8787), --nodes N (300; 0 starts the gateway alone), --seed N (1).
+ * Flags: see START_USAGE (`npm start -- --help`).
  */
 import { startSimulator, type SimulatorHandle } from "@meridian/node-agent";
-import { parseArgs } from "node:util";
+import { UsageError, usageLine } from "@meridian/node-agent/cli";
 import { ensureDevVars, startGateway } from "./dev-gateway";
+import { START_COMMAND, START_USAGE, parseStartArgs, type StartConfig } from "./start-args";
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: "8787" },
-    nodes: { type: "string", default: "300" },
-    seed: { type: "string", default: "1" },
-  },
-});
-const port = Number(values.port);
-const nodes = Number(values.nodes);
-if (!Number.isInteger(port) || !Number.isInteger(nodes) || nodes < 0) {
-  console.error("usage: npm start -- [--port 8787] [--nodes 300] [--seed 1]");
+let parsed: ReturnType<typeof parseStartArgs>;
+try {
+  parsed = parseStartArgs(process.argv.slice(2));
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(usageLine(START_COMMAND, error));
   process.exit(2);
 }
+if (parsed.help) {
+  process.stdout.write(START_USAGE);
+  process.exit(0);
+}
+const { port, nodes, seed }: StartConfig = parsed.config;
 
 const startedAt = performance.now();
 const devVars = ensureDevVars();
@@ -29,7 +30,7 @@ console.log(`[start] gateway ready at ${gateway.url} in ${((performance.now() - 
 
 let fleet: SimulatorHandle | null = null;
 if (nodes > 0) {
-  fleet = await startSimulator({ gatewayUrl: gateway.url, adminToken: devVars.secrets.ADMIN_TOKEN, nodes, seed: Number(values.seed) });
+  fleet = await startSimulator({ gatewayUrl: gateway.url, adminToken: devVars.secrets.ADMIN_TOKEN, nodes, seed });
 }
 console.log(`
 [start] ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s: ${fleet ? `${fleet.connectedCount()} simulated nodes connected` : "no simulated fleet"}

@@ -99,12 +99,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Records every request that reaches a node's HTTP handler, whatever the node's state. */
 function recordArrivals(node: SimulatedNode): void {
-  const workload = node.workload;
-  const handle = workload.handle.bind(workload);
-  workload.handle = (req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams) => {
+  const serve = node.serve;
+  node.serve = (req: IncomingMessage, res: ServerResponse) => {
     const request = req.headers["x-chaos-request"];
     arrivals.push({ node: node.plan.id, at: performance.now(), request: typeof request === "string" ? request : undefined });
-    handle(req, res, pathname, query);
+    serve(req, res);
   };
 }
 

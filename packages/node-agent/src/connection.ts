@@ -45,7 +45,6 @@ const CLOSE_TIMEOUT_MS = 3_000;
 /** Upgrade refusals are logged with at most this much of their body. */
 const MAX_REFUSAL_BODY_CHARS = 2_000;
 
-/** Close codes after which reconnecting cannot help: wrong identity, unsupported protocol. */
 /**
  * Closes that retrying cannot fix. 4409 counts: the agent holds one socket at a time, so a
  * 4409 on it means another process took over this node's identity (a flap's 4409 lands on
@@ -95,6 +94,35 @@ export function nodeSocketUrl(gatewayUrl: string): string {
   return url.toString();
 }
 
+/** A scheduled callback's handle; calling it cancels the callback. */
+export type Cancel = () => void;
+
+/**
+ * How the connection runs its timers and socket callbacks. Production runs them as they come
+ * (`directRuntime`); a fault injector (see chaos.ts) can hold them, as a stopped process would,
+ * move heartbeat ticks or lose their frames. The connection itself knows nothing of faults.
+ */
+export interface ConnectionRuntime {
+  /** Calls `callback` after `ms`. */
+  schedule(callback: () => void, ms: number): Cancel;
+  /** Runs one socket callback (open, message, close). */
+  deliver(callback: () => void): void;
+  /** Offset, in ms, added to the nominal time of the next heartbeat tick. */
+  tickOffsetMs(): number;
+  /** Whether the ping or heartbeat about to be sent is lost on the way. */
+  losesFrame(): boolean;
+}
+
+export const directRuntime: ConnectionRuntime = {
+  schedule: (callback, ms) => {
+    const timer = setTimeout(callback, ms);
+    return () => clearTimeout(timer);
+  },
+  deliver: (callback) => callback(),
+  tickOffsetMs: () => 0,
+  losesFrame: () => false,
+};
+
 export interface NodeConnectionOptions {
   /** Gateway base URL, http(s) or ws(s). */
   gatewayUrl: string;
@@ -109,28 +137,10 @@ export interface NodeConnectionOptions {
   load: LoadSource;
   logger?: Logger;
   drainTimeoutMs?: number;
-  /** Injected for deterministic tests. */
+  /** Injected for deterministic tests (backoff jitter). */
   random?: () => number;
-  /**
-   * Chaos: each ping/heartbeat goes out at its nominal time plus a uniform offset in
-   * [-jitterMs, +jitterMs] (default 0).
-   */
-  jitterMs?: number;
-  /** Chaos: probability (0..1) that a ping/heartbeat frame is silently skipped (default 0). */
-  lossRate?: number;
-}
-
-/** Throws when chaos options are out of range; returns them with defaults applied. */
-export function validateChaosOptions(options: { jitterMs?: number; lossRate?: number }): { jitterMs: number; lossRate: number } {
-  const jitterMs = options.jitterMs ?? 0;
-  const lossRate = options.lossRate ?? 0;
-  if (!Number.isFinite(jitterMs) || jitterMs < 0 || jitterMs > HEARTBEAT_MS_MAX) {
-    throw new Error(`jitterMs must be a number in 0..${HEARTBEAT_MS_MAX}, got ${jitterMs}`);
-  }
-  if (!Number.isFinite(lossRate) || lossRate < 0 || lossRate > 1) {
-    throw new Error(`lossRate must be a probability in 0..1, got ${lossRate}`);
-  }
-  return { jitterMs, lossRate };
+  /** Timers and socket callbacks; `directRuntime` unless a test or the simulator injects faults. */
+  runtime?: ConnectionRuntime;
 }
 
 export interface NodeConnectionEvents {
@@ -145,12 +155,53 @@ export interface NodeConnectionEvents {
   drained: [];
 }
 
-export type ConnectionState = "idle" | "connecting" | "awaiting-welcome" | "ready" | "waiting" | "closed";
-
-interface UpgradeRefusal {
-  status: number;
-  body: string;
+/** Heartbeat bookkeeping of one welcomed socket. */
+interface Pulse {
+  /** Nominal time of the next tick; the runtime's offset is applied around it, without drift. */
+  nextTickAt: number;
+  cancelTick: Cancel | undefined;
+  lastHeartbeat: LoadSnapshot | undefined;
+  intervalsSinceHeartbeat: number;
+  /** When the oldest unanswered ping was sent; detects half-open sockets. */
+  pingOutstandingSince: number | undefined;
 }
+
+/** What one connection attempt learnt before its socket closed, to explain the close. */
+interface AttemptNotes {
+  upgradeRefusal: { status: number; body: string } | undefined;
+  gatewayError: GatewayError | undefined;
+  socketError: string | undefined;
+}
+
+/**
+ * The connection's whole lifecycle, one phase at a time; each phase holds exactly the data
+ * that exists in it. Allowed moves are listed in TRANSITIONS.
+ */
+type Lifecycle =
+  | { phase: "idle" }
+  | { phase: "connecting"; socket: WebSocket; notes: AttemptNotes }
+  | { phase: "awaiting-welcome"; socket: WebSocket; notes: AttemptNotes; openedAt: number; cancelWelcomeWait: Cancel }
+  | { phase: "ready"; socket: WebSocket; notes: AttemptNotes; openedAt: number; pulse: Pulse }
+  /** Backing off before the next attempt. */
+  | { phase: "waiting"; cancelReconnect: Cancel }
+  /** Drain announced: heartbeats go on (when welcomed) until in-flight work ends; never reconnects. */
+  | { phase: "draining"; socket: WebSocket | undefined; notes: AttemptNotes; pulse: Pulse | undefined }
+  /** Close frame sent (or socket cut); waiting for the socket's close event. */
+  | { phase: "closing"; socket: WebSocket; notes: AttemptNotes; cancelForce: Cancel; waiters: Array<() => void> }
+  | { phase: "closed" };
+
+export type ConnectionState = Lifecycle["phase"];
+
+const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
+  idle: ["connecting", "draining", "closed"],
+  connecting: ["awaiting-welcome", "waiting", "draining", "closing", "closed"],
+  "awaiting-welcome": ["ready", "waiting", "draining", "closing", "closed"],
+  ready: ["waiting", "draining", "closing", "closed"],
+  waiting: ["connecting", "draining", "closed"],
+  draining: ["closing", "closed"],
+  closing: ["closed"],
+  closed: [],
+};
 
 /** One node's socket to the gateway: hello, heartbeats, reconnects, drain. */
 export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
@@ -160,40 +211,14 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   private readonly hello: Hello;
   private readonly logger: Logger;
   private readonly random: () => number;
-  private readonly jitterMs: number;
-  private readonly lossRate: number;
+  private readonly runtime: ConnectionRuntime;
 
-  private connectionState: ConnectionState = "idle";
-  private socket: WebSocket | undefined;
-  private socketOpenedAt: number | undefined;
-  private upgradeRefusal: UpgradeRefusal | undefined;
-  private lastGatewayError: GatewayError | undefined;
-  private lastSocketError: string | undefined;
+  private lifecycle: Lifecycle = { phase: "idle" };
   private failedAttempts = 0;
   private heartbeatMs: number;
   private heartbeatSeq = 0;
-  private lastHeartbeat: LoadSnapshot | undefined;
-  private intervalsSinceHeartbeat = 0;
-  /** When the oldest unanswered ping was sent; detects half-open sockets. */
-  private pingOutstandingSince: number | undefined;
   private welcomedRegion: string | undefined;
-
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  /** Nominal time of the next heartbeat tick; jitter is applied around it, without drift. */
-  private nextTickAt = 0;
-  private welcomeTimer: NodeJS.Timeout | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-
-  /** Set once close(), a drain or a fatal error ends the connection: never reconnect after. */
-  private stopping = false;
-  private draining = false;
   private drainPromise: Promise<void> | undefined;
-  private readonly closeWaiters: Array<() => void> = [];
-  /** Chaos: killed (kill -9) or frozen (SIGSTOP). */
-  private killed = false;
-  private frozen = false;
-  /** Work that arrived while frozen, run on thaw in order. */
-  private readonly frozenBacklog: Array<() => void> = [];
 
   constructor(options: NodeConnectionOptions) {
     super();
@@ -201,9 +226,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     this.nodeId = options.node;
     this.logger = options.logger ?? silentLogger;
     this.random = options.random ?? Math.random;
-    const chaos = validateChaosOptions(options);
-    this.jitterMs = chaos.jitterMs;
-    this.lossRate = chaos.lossRate;
+    this.runtime = options.runtime ?? directRuntime;
     this.socketUrl = nodeSocketUrl(options.gatewayUrl);
     // Validate up front so a bad endpoint or capacity fails at startup, not as a gateway close.
     const hello = HelloSchema.safeParse({
@@ -225,7 +248,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   }
 
   get state(): ConnectionState {
-    return this.connectionState;
+    return this.lifecycle.phase;
   }
 
   /** Region the gateway placed the node in (from the last welcome). */
@@ -234,64 +257,11 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
   }
 
   get isDraining(): boolean {
-    return this.draining;
-  }
-
-  get isKilled(): boolean {
-    return this.killed;
-  }
-
-  get isFrozen(): boolean {
-    return this.frozen;
-  }
-
-  /**
-   * Chaos, like kill -9: the socket is cut without a close frame and nothing reconnects.
-   * The gateway sees an abrupt close (1006).
-   */
-  kill(): void {
-    if (this.killed) return;
-    this.killed = true;
-    this.frozen = false;
-    this.frozenBacklog.length = 0;
-    this.stopping = true;
-    this.clearAllTimers();
-    const socket = this.socket;
-    if (socket === undefined) {
-      this.connectionState = "closed";
-      return;
-    }
-    socket.terminate(); // the close event finishes the bookkeeping (stopping: no reconnect)
-  }
-
-  /**
-   * Chaos, like SIGSTOP: no frame goes out (no pings, heartbeats or reconnects) and gateway
-   * frames are held, while the socket stays open. thaw() resumes.
-   */
-  freeze(): void {
-    if (this.killed || this.frozen) return;
-    this.frozen = true;
-    clearTimeout(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
-  }
-
-  /** Chaos, like SIGCONT: held frames are handled, heartbeats resume at once. */
-  thaw(): void {
-    if (!this.frozen) return;
-    this.frozen = false;
-    // A stopped process cannot time a pong; whatever it waited for is judged afresh.
-    this.pingOutstandingSince = undefined;
-    for (const work of this.frozenBacklog.splice(0)) work();
-    const socket = this.socket;
-    if (this.connectionState === "ready" && socket !== undefined && this.heartbeatTimer === undefined) {
-      // Like a resumed process whose timer is overdue: one tick now, then the usual rhythm.
-      this.nextTickAt = Date.now();
-      this.scheduleTick(socket);
-    }
+    return this.lifecycle.phase === "draining";
   }
 
   start(): void {
-    if (this.connectionState !== "idle") return;
+    if (this.lifecycle.phase !== "idle") return;
     this.connect();
   }
 
@@ -306,41 +276,73 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
 
   /** Closes at once (in-flight requests are not awaited) and never reconnects. */
   close(): Promise<void> {
-    return this.shutdown(CloseCode.normal, "closing");
+    return this.shutdown("handshake", CloseCode.normal, "closing");
+  }
+
+  /** Cuts the socket without a closing handshake (the gateway sees 1006) and never reconnects. */
+  terminate(): Promise<void> {
+    return this.shutdown("cut", CloseCode.normal, "terminated");
   }
 
   // ---- lifecycle ------------------------------------------------------------------------
 
-  private connect(): void {
-    if (this.killed) return;
-    if (this.frozen) {
-      this.frozenBacklog.push(() => this.connect());
-      return;
+  /** The one place the phase changes: checks the move and releases what the old phase held. */
+  private enter(next: Lifecycle): void {
+    const previous = this.lifecycle;
+    if (!TRANSITIONS[previous.phase].includes(next.phase)) {
+      throw new Error(`node ${this.nodeId}: no transition from ${previous.phase} to ${next.phase}`);
     }
-    this.connectionState = "connecting";
-    this.upgradeRefusal = undefined;
-    this.lastGatewayError = undefined;
-    this.lastSocketError = undefined;
-    this.socketOpenedAt = undefined;
+    switch (previous.phase) {
+      case "awaiting-welcome":
+        previous.cancelWelcomeWait();
+        break;
+      case "ready":
+        if (!(next.phase === "draining" && next.pulse === previous.pulse)) previous.pulse.cancelTick?.();
+        break;
+      case "draining":
+        previous.pulse?.cancelTick?.();
+        break;
+      case "waiting":
+        previous.cancelReconnect();
+        break;
+      case "closing":
+        previous.cancelForce();
+        for (const resolve of previous.waiters.splice(0)) resolve();
+        break;
+      default:
+        break;
+    }
+    this.lifecycle = next;
+  }
+
+  /** The socket of the current attempt, if any. */
+  private currentSocket(): WebSocket | undefined {
+    const current = this.lifecycle;
+    return "socket" in current ? current.socket : undefined;
+  }
+
+  private currentNotes(): AttemptNotes | undefined {
+    const current = this.lifecycle;
+    return "notes" in current ? current.notes : undefined;
+  }
+
+  private connect(): void {
     const socket = new WebSocket(this.socketUrl, {
       headers: { authorization: `Bearer ${this.options.credential}` },
       maxPayload: MAX_GATEWAY_FRAME_BYTES,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       perMessageDeflate: false,
     });
-    this.socket = socket;
+    this.enter({ phase: "connecting", socket, notes: { upgradeRefusal: undefined, gatewayError: undefined, socketError: undefined } });
+    const on = (what: string, handler: () => void): void => this.runtime.deliver(() => this.guard(what, handler));
     socket.on("unexpected-response", (_req, res) => this.onUpgradeRefused(socket, res));
-    socket.on("open", () => this.guard("open", () => this.onOpen(socket)));
-    socket.on("message", (data, isBinary) =>
-      this.guard("message", () => {
-        if (this.frozen) this.frozenBacklog.push(() => this.guard("message", () => this.onMessage(socket, data, isBinary)));
-        else this.onMessage(socket, data, isBinary);
-      }),
-    );
-    socket.on("close", (code, reason) => this.guard("close", () => this.onClose(socket, code, reason.toString())));
+    socket.on("open", () => on("open", () => this.onOpen(socket)));
+    socket.on("message", (data, isBinary) => on("message", () => this.onMessage(socket, data, isBinary)));
+    socket.on("close", (code, reason) => on("close", () => this.onClose(socket, code, reason.toString())));
     socket.on("error", (error) => {
       // A close event always follows and reports it, in one line with the retry.
-      if (socket === this.socket) this.lastSocketError = error.message;
+      const notes = socket === this.currentSocket() ? this.currentNotes() : undefined;
+      if (notes !== undefined) notes.socketError = error.message;
     });
   }
 
@@ -349,33 +351,35 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     readBodyText(res, MAX_REFUSAL_BODY_CHARS)
       .catch((error: unknown) => `(body unreadable: ${describeError(error)})`)
       .then((body) => {
-        if (socket !== this.socket) return;
-        this.upgradeRefusal = { status, body };
+        const notes = socket === this.currentSocket() ? this.currentNotes() : undefined;
+        if (notes === undefined) return;
+        notes.upgradeRefusal = { status, body };
         socket.terminate(); // emits close, where the refusal is handled
       })
       .catch((error: unknown) => this.logger.error(`handling refused upgrade failed: ${describeError(error)}`));
   }
 
   private onOpen(socket: WebSocket): void {
-    if (socket !== this.socket) return;
-    this.socketOpenedAt = Date.now();
-    this.connectionState = "awaiting-welcome";
+    const current = this.lifecycle;
+    if (current.phase !== "connecting" || current.socket !== socket) return;
     socket.send(JSON.stringify(this.hello));
-    this.welcomeTimer = setTimeout(() => {
+    const cancelWelcomeWait = this.runtime.schedule(() => {
       this.logger.warn(`no welcome within ${WELCOME_TIMEOUT_MS} ms after hello; reconnecting`);
       socket.terminate();
     }, WELCOME_TIMEOUT_MS);
+    this.enter({ phase: "awaiting-welcome", socket, notes: current.notes, openedAt: Date.now(), cancelWelcomeWait });
   }
 
   private onMessage(socket: WebSocket, data: RawData, isBinary: boolean): void {
-    if (socket !== this.socket) return;
+    if (socket !== this.currentSocket()) return;
     if (isBinary) {
       this.logger.warn("ignoring a binary frame from the gateway");
       return;
     }
     const text = rawDataToString(data);
     if (text === PONG_FRAME) {
-      this.pingOutstandingSince = undefined;
+      const pulse = this.currentPulse();
+      if (pulse !== undefined) pulse.pingOutstandingSince = undefined;
       return;
     }
     let json: unknown;
@@ -395,11 +399,13 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       case "welcome":
         this.onWelcome(socket, message);
         return;
-      case "error":
+      case "error": {
         // Usually followed by a close; kept so the close can be explained.
-        this.lastGatewayError = message;
+        const notes = this.currentNotes();
+        if (notes !== undefined) notes.gatewayError = message;
         this.logger.error(`gateway error ${message.code}: ${message.message}`);
         return;
+      }
       case "command":
         this.logger.info("the gateway asked for a drain");
         this.drain("requested by the gateway").catch((error: unknown) =>
@@ -409,72 +415,75 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     }
   }
 
+  private currentPulse(): Pulse | undefined {
+    const current = this.lifecycle;
+    return current.phase === "ready" || current.phase === "draining" ? current.pulse : undefined;
+  }
+
   private onWelcome(socket: WebSocket, welcome: Welcome): void {
-    if (this.connectionState !== "awaiting-welcome") {
-      this.logger.warn("ignoring a repeated welcome");
+    const current = this.lifecycle;
+    if (current.phase !== "awaiting-welcome") {
+      this.logger.warn(current.phase === "draining" ? "ignoring a welcome that came after the drain began" : "ignoring a repeated welcome");
       return;
     }
-    clearTimeout(this.welcomeTimer);
     if (welcome.node !== this.nodeId) {
       this.logger.warn(`welcome names node ${welcome.node}, expected ${this.nodeId}`);
     }
     this.welcomedRegion = welcome.region;
     // The gateway has the final word on the interval, within the protocol's bounds.
     this.heartbeatMs = Math.min(HEARTBEAT_MS_MAX, Math.max(HEARTBEAT_MS_MIN, welcome.heartbeatMs));
-    this.connectionState = "ready";
+    const pulse: Pulse = {
+      nextTickAt: Date.now() + this.heartbeatMs,
+      cancelTick: undefined,
+      lastHeartbeat: undefined,
+      intervalsSinceHeartbeat: 0,
+      pingOutstandingSince: undefined,
+    };
+    this.enter({ phase: "ready", socket, notes: current.notes, openedAt: current.openedAt, pulse });
     this.logger.info(`connected to ${this.options.gatewayUrl} as ${welcome.region}`);
     this.emit("connected", welcome);
 
-    this.lastHeartbeat = undefined;
-    this.pingOutstandingSince = undefined;
-    if (!this.chaosDrops()) this.sendHeartbeat(socket, this.options.load.snapshot());
-    this.nextTickAt = Date.now() + this.heartbeatMs;
-    this.scheduleTick(socket);
+    if (!this.runtime.losesFrame()) this.sendHeartbeat(socket, pulse, this.options.load.snapshot());
+    this.scheduleTick(socket, pulse);
   }
 
-  /** Arms the next heartbeat tick at its nominal time, moved by the jitter if any. */
-  private scheduleTick(socket: WebSocket): void {
-    clearTimeout(this.heartbeatTimer);
-    const offset = this.jitterMs > 0 ? (this.random() * 2 - 1) * this.jitterMs : 0;
-    const delay = Math.max(0, this.nextTickAt + offset - Date.now());
-    this.heartbeatTimer = setTimeout(() => {
-      this.heartbeatTimer = undefined;
-      this.nextTickAt += this.heartbeatMs;
-      // Far behind (event loop stalled): realign instead of firing a burst.
-      if (this.nextTickAt < Date.now()) this.nextTickAt = Date.now() + this.heartbeatMs;
-      this.guard("heartbeat", () => this.onHeartbeatTick(socket));
-      if (socket === this.socket && !this.frozen && !this.stopping && this.connectionState === "ready") this.scheduleTick(socket);
+  /** Arms the next heartbeat tick at its nominal time, moved by the runtime's offset if any. */
+  private scheduleTick(socket: WebSocket, pulse: Pulse): void {
+    pulse.cancelTick?.();
+    const delay = Math.max(0, pulse.nextTickAt + this.runtime.tickOffsetMs() - Date.now());
+    pulse.cancelTick = this.runtime.schedule(() => {
+      pulse.cancelTick = undefined;
+      if (pulse !== this.currentPulse()) return;
+      pulse.nextTickAt += this.heartbeatMs;
+      // Far behind (event loop stalled, or a held tick): realign instead of firing a burst.
+      if (pulse.nextTickAt < Date.now()) pulse.nextTickAt = Date.now() + this.heartbeatMs;
+      this.guard("heartbeat", () => this.onHeartbeatTick(socket, pulse));
+      if (pulse === this.currentPulse()) this.scheduleTick(socket, pulse);
     }, delay);
   }
 
-  /** Chaos: whether this ping/heartbeat is lost. */
-  private chaosDrops(): boolean {
-    return this.lossRate > 0 && this.random() < this.lossRate;
-  }
-
-  private onHeartbeatTick(socket: WebSocket): void {
-    if (socket !== this.socket || socket.readyState !== WebSocket.OPEN) return;
+  private onHeartbeatTick(socket: WebSocket, pulse: Pulse): void {
+    if (socket.readyState !== WebSocket.OPEN) return;
     const now = Date.now();
     const pongTimeoutMs = Math.max(3 * this.heartbeatMs, 3_000);
-    if (this.pingOutstandingSince !== undefined && now - this.pingOutstandingSince > pongTimeoutMs) {
-      this.logger.warn(`no pong for ${now - this.pingOutstandingSince} ms; reconnecting`);
+    if (pulse.pingOutstandingSince !== undefined && now - pulse.pingOutstandingSince > pongTimeoutMs) {
+      this.logger.warn(`no pong for ${now - pulse.pingOutstandingSince} ms; reconnecting`);
       socket.terminate();
       return;
     }
-    if (this.frozen) return;
-    this.intervalsSinceHeartbeat++;
+    pulse.intervalsSinceHeartbeat++;
     const current = this.options.load.snapshot();
     // A lost heartbeat leaves lastHeartbeat alone, so the change is sent again next time.
-    if (this.chaosDrops()) return;
-    if (shouldSendHeartbeat(this.lastHeartbeat, current, this.intervalsSinceHeartbeat)) {
-      this.sendHeartbeat(socket, current);
+    if (this.runtime.losesFrame()) return;
+    if (shouldSendHeartbeat(pulse.lastHeartbeat, current, pulse.intervalsSinceHeartbeat)) {
+      this.sendHeartbeat(socket, pulse, current);
     } else {
       socket.send(PING_FRAME);
-      this.pingOutstandingSince ??= now;
+      pulse.pingOutstandingSince ??= now;
     }
   }
 
-  private sendHeartbeat(socket: WebSocket, snapshot: LoadSnapshot): void {
+  private sendHeartbeat(socket: WebSocket, pulse: Pulse, snapshot: LoadSnapshot): void {
     const heartbeat: Heartbeat = {
       type: "heartbeat",
       seq: this.heartbeatSeq++,
@@ -486,35 +495,31 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       ...(snapshot.congestion !== undefined ? { congestion: snapshot.congestion } : {}),
     };
     socket.send(JSON.stringify(heartbeat));
-    this.lastHeartbeat = snapshot;
-    this.intervalsSinceHeartbeat = 0;
+    pulse.lastHeartbeat = snapshot;
+    pulse.intervalsSinceHeartbeat = 0;
   }
 
   private onClose(socket: WebSocket, code: number, reason: string): void {
-    if (socket !== this.socket) return;
-    this.socket = undefined;
-    this.clearConnectionTimers();
-    const livedMs = this.socketOpenedAt === undefined ? 0 : Date.now() - this.socketOpenedAt;
-    const refusal = this.upgradeRefusal;
-    const gatewayError = this.lastGatewayError;
-    const neverOpened = this.socketOpenedAt === undefined;
+    const current = this.lifecycle;
+    if (!("socket" in current) || current.socket !== socket) return;
+    const { notes } = current;
+    const openedAt = current.phase === "awaiting-welcome" || current.phase === "ready" ? current.openedAt : undefined;
+    const neverOpened = current.phase === "connecting";
+    const refusal = notes.upgradeRefusal;
     let explanation: string;
     if (refusal !== undefined) explanation = `upgrade refused with HTTP ${refusal.status}: ${refusal.body || "(empty body)"}`;
-    else if (neverOpened) explanation = `could not connect: ${this.lastSocketError ?? `closed with ${code}`}`;
+    else if (neverOpened) explanation = `could not connect: ${notes.socketError ?? `closed with ${code}`}`;
     else {
-      const why = gatewayError ? ` (${gatewayError.code}: ${gatewayError.message})` : "";
+      const why = notes.gatewayError ? ` (${notes.gatewayError.code}: ${notes.gatewayError.message})` : "";
       explanation = `disconnected: ${code} ${reason || "no reason"}${why}`;
     }
 
     // Every attempt that ends is reported, including ones that never opened.
     this.emit("disconnected", code, refusal ? `HTTP ${refusal.status}` : reason);
-    if (this.stopping) {
-      this.connectionState = "closed";
-      for (const resolve of this.closeWaiters.splice(0)) resolve();
+    if (current.phase === "closing") {
+      this.enter({ phase: "closed" });
       return;
     }
-    this.connectionState = "waiting";
-
     if (refusal !== undefined && FATAL_UPGRADE_STATUSES.has(refusal.status)) {
       this.fail(new Error(`node ${this.nodeId}: gateway refused the credential, ${explanation}`));
       return;
@@ -523,12 +528,13 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       this.fail(new Error(`node ${this.nodeId}: gateway closed the connection with ${code}: ${explanation}`));
       return;
     }
-    if (this.draining) {
+    if (current.phase === "draining") {
       // Reconnecting would announce the node as healthy again; the drain finishes offline.
-      this.connectionState = "closed";
+      this.enter({ phase: "closed" });
       this.logger.warn(`${explanation}; not reconnecting while draining`);
       return;
     }
+    const livedMs = openedAt === undefined ? 0 : Date.now() - openedAt;
     if (livedMs > STABLE_CONNECTION_MS) this.failedAttempts = 0;
     const delayMs = backoffDelayMs(this.failedAttempts, this.random);
     this.failedAttempts++;
@@ -537,30 +543,39 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     const line = `${explanation}; reconnecting in ${delayMs} ms (attempt ${this.failedAttempts})`;
     if (!neverOpened || this.failedAttempts === 1) this.logger.warn(line);
     else this.logger.info(line);
+    const cancelReconnect = this.runtime.schedule(() => this.guard("reconnect", () => this.connect()), delayMs);
+    this.enter({ phase: "waiting", cancelReconnect });
     this.emit("reconnecting", delayMs, this.failedAttempts);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.guard("reconnect", () => this.connect());
-    }, delayMs);
   }
 
   private fail(error: Error): void {
-    this.stopping = true;
-    this.connectionState = "closed";
-    this.clearAllTimers();
+    this.enter({ phase: "closed" });
     this.logger.error(error.message);
     this.emit("fatal", error);
   }
 
   private async runDrain(reason: string, timeoutMs: number): Promise<void> {
-    if (this.connectionState === "closed") return;
-    this.draining = true;
-    clearTimeout(this.reconnectTimer);
-    const socket = this.socket;
-    if (socket?.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "drain", reason: reason.slice(0, 200) }));
-    } else if (socket?.readyState === WebSocket.CONNECTING) {
-      socket.terminate(); // no point finishing a handshake only to leave
+    const current = this.lifecycle;
+    switch (current.phase) {
+      case "closed":
+      case "closing":
+        return;
+      case "idle":
+      case "waiting":
+        this.enter({ phase: "draining", socket: undefined, notes: emptyNotes(), pulse: undefined });
+        break;
+      case "connecting":
+        // No point finishing a handshake only to leave.
+        this.enter({ phase: "draining", socket: current.socket, notes: current.notes, pulse: undefined });
+        current.socket.terminate();
+        break;
+      case "awaiting-welcome":
+      case "ready":
+        this.enter({ phase: "draining", socket: current.socket, notes: current.notes, pulse: current.phase === "ready" ? current.pulse : undefined });
+        current.socket.send(JSON.stringify({ type: "drain", reason: reason.slice(0, 200) }));
+        break;
+      case "draining":
+        break;
     }
     const inFlight = this.options.load.snapshot().inFlight;
     this.logger.info(`draining (${reason}), ${inFlight} request(s) in flight`);
@@ -569,41 +584,29 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       const left = this.options.load.snapshot().inFlight;
       this.logger.warn(`drain timed out after ${timeoutMs} ms with ${left} request(s) in flight; closing anyway`);
     }
-    await this.shutdown(CloseCode.normal, "drained");
+    await this.shutdown("handshake", CloseCode.normal, "drained");
     this.logger.info("drained");
     this.emit("drained");
   }
 
-  private shutdown(code: number, reason: string): Promise<void> {
-    this.stopping = true;
-    this.clearAllTimers();
-    const socket = this.socket;
-    if (socket === undefined || this.connectionState === "closed") {
-      this.connectionState = "closed";
+  private shutdown(how: "handshake" | "cut", code: number, reason: string): Promise<void> {
+    const current = this.lifecycle;
+    if (current.phase === "closed") return Promise.resolve();
+    if (current.phase === "closing") {
+      if (how === "cut") current.socket.terminate();
+      return new Promise((resolve) => current.waiters.push(resolve));
+    }
+    const socket = this.currentSocket();
+    if (socket === undefined || socket.readyState === WebSocket.CLOSED) {
+      this.enter({ phase: "closed" });
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const forceTimer = setTimeout(() => socket.terminate(), CLOSE_TIMEOUT_MS);
-      this.closeWaiters.push(() => {
-        clearTimeout(forceTimer);
-        resolve();
-      });
-      if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
+      const cancelForce = this.runtime.schedule(() => socket.terminate(), CLOSE_TIMEOUT_MS);
+      this.enter({ phase: "closing", socket, notes: this.currentNotes() ?? emptyNotes(), cancelForce, waiters: [resolve] });
+      if (how === "handshake" && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
       else socket.terminate();
     });
-  }
-
-  private clearConnectionTimers(): void {
-    clearTimeout(this.heartbeatTimer);
-    clearTimeout(this.welcomeTimer);
-    this.heartbeatTimer = undefined;
-    this.welcomeTimer = undefined;
-  }
-
-  private clearAllTimers(): void {
-    this.clearConnectionTimers();
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
   }
 
   /** Runs a socket/timer handler; a bug in one must not take down the process or the fleet. */
@@ -614,6 +617,10 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       this.logger.error(`${what} handler failed: ${describeError(error)}`);
     }
   }
+}
+
+function emptyNotes(): AttemptNotes {
+  return { upgradeRefusal: undefined, gatewayError: undefined, socketError: undefined };
 }
 
 function rawDataToString(data: RawData): string {

@@ -8,13 +8,19 @@ export {
   LOAD_CHANGE_THRESHOLD,
   NodeConnection,
   STABLE_CONNECTION_MS,
+  directRuntime,
   backoffDelayMs,
   nodeSocketUrl,
   shouldSendHeartbeat,
+  type Cancel,
+  type ConnectionRuntime,
   type ConnectionState,
   type NodeConnectionEvents,
   type NodeConnectionOptions,
 } from "./connection";
+export { ChaosNode, validateChaosOptions, type ChaosMode, type ChaosOptions, type HttpHandler } from "./chaos";
+export { errorResponse, fetchListener, jsonResponse, writeResponse, type FetchHandler, type RequestContext } from "./http-bridge";
+export { RequestVerifier, refusalFor, type SignatureErrorCode, type SignatureRefusal } from "./request-auth";
 export { EnrollmentError, adminNodesUrl, enrollNode, type EnrollOptions, type EnrollmentRequest } from "./enroll";
 export {
   GPU_CAPACITY_RANGE,
@@ -44,12 +50,14 @@ export {
   MAX_TOKENS_LIMIT,
   NodeWorkload,
   closeServer,
+  createNodeHandler,
   createWorkloadServer,
   listen,
   parseChatCompletionRequest,
   type ChatCompletionRequest,
   type LoadSnapshot,
   type LoadSource,
+  type NodeHandlerOptions,
   type NodeIdentity,
   type WorkloadOptions,
 } from "./workload";

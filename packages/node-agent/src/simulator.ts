@@ -1,11 +1,14 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { REGIONS } from "@meridian/regions";
-import { NodeConnection, validateChaosOptions } from "./connection";
+import { ChaosNode, validateChaosOptions, type HttpHandler } from "./chaos";
+import { NodeConnection } from "./connection";
 import { EnrollmentError, enrollNode } from "./enroll";
 import { planFleet, type PlannedNode } from "./fleet";
 import { createLogger, describeError, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
-import { NodeWorkload, closeServer, listen, parseTarget, reachableUrl, sendError } from "./workload";
+import { errorResponse, fetchListener, writeResponse } from "./http-bridge";
+import { RequestVerifier } from "./request-auth";
+import { NodeWorkload, closeServer, createNodeHandler, listen, reachableUrl } from "./workload";
 
 export interface SimulatorOptions {
   gatewayUrl: string;
@@ -43,6 +46,12 @@ export interface SimulatedNode {
   plan: PlannedNode;
   endpoint: string;
   workload: NodeWorkload;
+  /** Checks the gateway's signature with the key of the node's latest welcome. */
+  verifier: RequestVerifier;
+  /** Test-only faults of this node (kill, freeze, jitter, loss). */
+  chaos: ChaosNode;
+  /** The node's HTTP entry (chaos first, then the signed workload); tests may wrap it. */
+  serve: HttpHandler;
   /** Undefined when the node could not be enrolled. */
   connection: NodeConnection | undefined;
 }
@@ -84,10 +93,18 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const port = await listen(server, host, options.port ?? 0);
   const baseUrl = (options.publicUrl ?? reachableUrl(host, port)).replace(/\/+$/, "");
   const nodes: SimulatedNode[] = plan.map((planned) => {
+    const logger = nodeLogger(planned.id);
+    const workload = new NodeWorkload(planned, { tokenMs: options.tokenMs, logger });
+    const verifier = new RequestVerifier(planned.id, logger);
+    const chaos = new ChaosNode({ jitterMs: options.jitterMs, lossRate: options.lossRate });
+    const handler = createNodeHandler(workload, { verifier, base: `/n/${planned.id}` });
     const node: SimulatedNode = {
       plan: planned,
       endpoint: `${baseUrl}/n/${planned.id}`,
-      workload: new NodeWorkload(planned, { tokenMs: options.tokenMs, logger: nodeLogger(planned.id) }),
+      workload,
+      verifier,
+      chaos,
+      serve: chaos.http(fetchListener(handler, (error, req) => logger.error(`${req.method ?? "?"} ${req.url ?? "?"} failed: ${describeError(error)}`))),
       connection: undefined,
     };
     nodesById.set(planned.id, node);
@@ -105,29 +122,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     nodes,
     port,
     connectedCount: () => nodes.filter((node) => node.connection?.state === "ready").length,
-    kill: (nodeId) => {
-      const node = nodeById(nodeId);
-      node.workload.kill();
-      node.connection?.kill();
-    },
-    freeze: (nodeId) => {
-      const node = nodeById(nodeId);
-      node.workload.freeze();
-      node.connection?.freeze();
-    },
-    thaw: (nodeId) => {
-      const node = nodeById(nodeId);
-      node.workload.thaw();
-      node.connection?.thaw();
-    },
+    kill: (nodeId) => nodeById(nodeId).chaos.kill(),
+    freeze: (nodeId) => nodeById(nodeId).chaos.freeze(),
+    thaw: (nodeId) => nodeById(nodeId).chaos.thaw(),
     pickChaosVictims: (killPct, freezePct, seed) => pickChaosVictims(nodes.map((n) => n.plan.id), killPct, freezePct, seed ?? options.seed ?? 1),
     close: ({ drain = true } = {}) => {
       closing ??= (async () => {
         // Frozen nodes resume so they can drain (and their held requests get answers).
-        for (const node of nodes) {
-          node.workload.thaw();
-          node.connection?.thaw();
-        }
+        for (const node of nodes) node.chaos.thaw();
         await Promise.all(
           nodes.map((node) => {
             const connection = node.connection;
@@ -209,9 +211,11 @@ async function connectFleet(
       load: node.workload,
       logger: nodeLogger(id),
       drainTimeoutMs: options.drainTimeoutMs,
-      jitterMs: options.jitterMs,
-      lossRate: options.lossRate,
+      runtime: node.chaos.runtime,
     });
+    // The gateway's request key for this node: its HTTP server verifies with it from now on.
+    connection.on("connected", (welcome) => node.verifier.useKey(welcome.requestKey));
+    node.chaos.attach(connection);
     node.connection = connection;
     const outcome = await firstOutcome(connection, connectTimeoutMs);
     if (outcome === "connected") progress.tick();
@@ -258,21 +262,19 @@ function firstOutcome(connection: NodeConnection, timeoutMs: number): Promise<"c
   });
 }
 
-/** `/n/<nodeId>/v1/...` goes to that node's workload. */
+/** `/n/<nodeId>/v1/...` goes to that node's HTTP entry. */
 function dispatch(nodesById: ReadonlyMap<string, SimulatedNode>, req: IncomingMessage, res: ServerResponse): void {
-  const target = parseTarget(req.url);
-  const match = target === undefined ? null : /^\/n\/([^/]+)(\/.*)?$/.exec(target.pathname);
-  const nodeId = match?.[1];
-  if (target === undefined || nodeId === undefined) {
-    sendError(res, 404, "not_found", "simulated node paths look like /n/<node-id>/v1/...");
+  const nodeId = /^\/n\/([^/?#]+)(?:[/?#]|$)/.exec(req.url ?? "")?.[1];
+  if (nodeId === undefined) {
+    void writeResponse(res, errorResponse(404, "not_found", "simulated node paths look like /n/<node-id>/v1/..."));
     return;
   }
   const node = nodesById.get(nodeId);
   if (node === undefined) {
-    sendError(res, 404, "unknown_node", `no simulated node ${nodeId}`);
+    void writeResponse(res, errorResponse(404, "unknown_node", `no simulated node ${nodeId}`));
     return;
   }
-  node.workload.handle(req, res, match?.[2] ?? "/", target.query);
+  node.serve(req, res);
 }
 
 /** Runs `task` over `items` with at most `limit` running; the first thrown error stops new tasks. */

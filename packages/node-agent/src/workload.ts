@@ -1,11 +1,14 @@
 import { z } from "zod";
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Router, type IRequest } from "itty-router";
 import { DEFAULT_HOTSPOT_MBPS, firstIssue, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
+import { errorResponse, fetchListener, jsonResponse, type FetchHandler, type RequestContext } from "./http-bridge";
 import { describeError, silentLogger, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
+import type { RequestVerifier } from "./request-auth";
 
 export const MAX_CHAT_BODY_BYTES = 1024 * 1024;
 export const MAX_DATA_BYTES = 1024 * 1024 * 1024;
@@ -53,31 +56,24 @@ export interface WorkloadOptions {
   logger?: Logger;
 }
 
-type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => Promise<void>;
-
-interface Route {
-  method: "GET" | "POST";
-  handler: RouteHandler;
-}
-
-/** The simulated work one node serves: identity, OpenAI-style chat on GPU nodes, bulk data on hotspots. */
+/**
+ * The simulated work one node serves: identity, load, and the answers of its routes
+ * (OpenAI-style chat on GPU nodes, bulk data on hotspots). Routing and the signature check
+ * are createNodeHandler's; this class only does the work.
+ */
 export class NodeWorkload implements LoadSource {
   readonly identity: NodeIdentity;
   readonly tokenMs: number;
   /** Model id served by a GPU node ("meridian-h100"); undefined for hotspots. */
   readonly modelId: string | undefined;
-  private readonly logger: Logger;
-  private readonly routes: ReadonlyMap<string, Route>;
+  readonly logger: Logger;
   private readonly modelCreated = Math.floor(Date.now() / 1000);
   private inFlightCount = 0;
-  /** Simulated radio/backbone conditions, reported in heartbeats (see setTier, setCongestion). */
+  /** Simulated radio/backbone conditions, reported in heartbeats (see setQuality, setCongestion). */
   private tier: number | undefined;
   private users = 0;
   private congestion = 0;
   private readonly idleWaiters = new Set<() => void>();
-  /** Chaos: "killed" destroys every request's socket, "frozen" holds requests until thaw. */
-  private chaosMode: "up" | "killed" | "frozen" = "up";
-  private readonly heldRequests: Array<{ req: IncomingMessage; serve: () => void }> = [];
 
   constructor(identity: NodeIdentity, options: WorkloadOptions = {}) {
     if (!Number.isInteger(identity.capacity) || identity.capacity < 1) {
@@ -91,15 +87,6 @@ export class NodeWorkload implements LoadSource {
     this.logger = options.logger ?? silentLogger;
     this.modelId = identity.gpu ? `meridian-${identity.gpu.class}` : undefined;
     if (identity.kind === "hotspot") this.tier = tierForMbps(identity.maxMbps ?? DEFAULT_HOTSPOT_MBPS);
-
-    const routes = new Map<string, Route>([["/v1/whoami", { method: "GET", handler: async (_req, res) => this.whoami(res) }]]);
-    if (identity.kind === "gpu") {
-      routes.set("/v1/models", { method: "GET", handler: async (_req, res) => this.models(res) });
-      routes.set("/v1/chat/completions", { method: "POST", handler: (req, res) => this.chatCompletions(req, res) });
-    } else {
-      routes.set("/v1/data", { method: "GET", handler: (_req, res, query) => this.data(res, query) });
-    }
-    this.routes = routes;
   }
 
   /** Hotspots: the measured tier and attached users to report (the gateway caps the tier to the enrolled backhaul). */
@@ -111,28 +98,6 @@ export class NodeWorkload implements LoadSource {
   /** Carrier backbone nodes: the congestion to report, 0..1. */
   setCongestion(congestion: number): void {
     this.congestion = Math.min(1, Math.max(0, Math.round(congestion * 1000) / 1000));
-  }
-
-  get chaos(): "up" | "killed" | "frozen" {
-    return this.chaosMode;
-  }
-
-  /** Chaos, like kill -9: every request (held ones too) gets its connection destroyed. */
-  kill(): void {
-    this.chaosMode = "killed";
-    for (const held of this.heldRequests.splice(0)) held.req.socket.destroy();
-  }
-
-  /** Chaos, like SIGSTOP: requests hang without an answer until thaw(). */
-  freeze(): void {
-    if (this.chaosMode === "up") this.chaosMode = "frozen";
-  }
-
-  /** Chaos, like SIGCONT: held requests whose client still waits are served now. */
-  thaw(): void {
-    if (this.chaosMode !== "frozen") return;
-    this.chaosMode = "up";
-    for (const held of this.heldRequests.splice(0)) held.serve();
   }
 
   get inFlight(): number {
@@ -171,49 +136,10 @@ export class NodeWorkload implements LoadSource {
     });
   }
 
-  /**
-   * Serves one request. `pathname` is the path below the node's endpoint (e.g. "/v1/whoami"),
-   * so a shared server can mount many nodes under different prefixes.
-   * Draining does not change anything here: requests already routed to the node are served.
-   */
-  handle(req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): void {
-    if (this.chaosMode === "killed") {
-      req.socket.destroy(); // like a dead process: the client sees a connection error
-      return;
-    }
-    if (this.chaosMode === "frozen") {
-      this.heldRequests.push({
-        req,
-        serve: () => {
-          if (!res.destroyed && !req.socket.destroyed) this.handle(req, res, pathname, query);
-        },
-      });
-      return;
-    }
-    this.trackInFlight(res);
-    res.setHeader("x-served-by", this.identity.id);
-
-    const route = this.routes.get(pathname);
-    if (route === undefined) {
-      sendError(res, 404, "not_found", `${this.identity.kind} node ${this.identity.id} has no route ${pathname}`);
-      return;
-    }
-    if (req.method !== route.method) {
-      res.setHeader("allow", route.method);
-      sendError(res, 405, "method_not_allowed", `${pathname} accepts ${route.method}, not ${req.method ?? "?"}`);
-      return;
-    }
-    route.handler(req, res, query).catch((error: unknown) => {
-      this.logger.error(`${req.method ?? "?"} ${pathname} failed: ${describeError(error)}`);
-      if (!res.headersSent) sendError(res, 500, "internal_error", "the node failed to serve the request");
-      else res.destroy();
-    });
-  }
-
-  private trackInFlight(res: ServerResponse): void {
+  /** Counts one request in flight until `done` (its response finished or its client left). */
+  track(done: Promise<void>): void {
     this.inFlightCount++;
-    // "close" fires once per response, both after a normal finish and when the client goes away.
-    res.once("close", () => {
+    void done.then(() => {
       this.inFlightCount--;
       if (this.inFlightCount === 0) {
         const waiters = [...this.idleWaiters];
@@ -223,118 +149,147 @@ export class NodeWorkload implements LoadSource {
     });
   }
 
-  private whoami(res: ServerResponse): void {
+  whoami(): Response {
     const { id, region, kind } = this.identity;
-    sendJson(res, 200, { node: id, region, kind });
+    return jsonResponse(200, { node: id, region, kind });
   }
 
-  private models(res: ServerResponse): void {
-    sendJson(res, 200, {
+  models(): Response {
+    return jsonResponse(200, {
       object: "list",
       data: [{ id: this.modelId, object: "model", created: this.modelCreated, owned_by: "meridian" }],
     });
   }
 
-  private async chatCompletions(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req, MAX_CHAT_BODY_BYTES);
-    if (body.kind === "aborted") return;
+  async chatCompletions(request: Request, context: RequestContext): Promise<Response> {
+    const body = await readBody(request, MAX_CHAT_BODY_BYTES);
+    if (body.kind === "aborted") return errorResponse(400, "aborted", "the client went away while sending the body");
     if (body.kind === "too_large") {
       // The rest of the body is never read, so the connection cannot be reused.
-      res.setHeader("connection", "close");
-      sendError(res, 413, "payload_too_large", `request body exceeds ${MAX_CHAT_BODY_BYTES} bytes`);
-      return;
+      return errorResponse(413, "payload_too_large", `request body exceeds ${MAX_CHAT_BODY_BYTES} bytes`, { connection: "close" });
     }
     let json: unknown;
     try {
       json = JSON.parse(body.text);
     } catch (error) {
-      sendError(res, 400, "invalid_json", `request body is not valid JSON: ${describeError(error)}`);
-      return;
+      return errorResponse(400, "invalid_json", `request body is not valid JSON: ${describeError(error)}`);
     }
     const parsed = parseChatCompletionRequest(json);
-    if (!parsed.ok) {
-      sendError(res, 400, "invalid_request", parsed.message);
-      return;
-    }
-    const request = parsed.value;
-    const tokenCount = Math.min(request.max_tokens ?? DEFAULT_MAX_TOKENS, MAX_TOKENS_LIMIT);
-    const words = simulatedWords(this.identity.id, request.messages, tokenCount);
-    const promptTokens = countPromptTokens(request.messages);
+    if (!parsed.ok) return errorResponse(400, "invalid_request", parsed.message);
+    const chat = parsed.value;
+    const tokenCount = Math.min(chat.max_tokens ?? DEFAULT_MAX_TOKENS, MAX_TOKENS_LIMIT);
+    const words = simulatedWords(this.identity.id, chat.messages, tokenCount);
+    const promptTokens = countPromptTokens(chat.messages);
     const completion = {
       id: `chatcmpl-${randomBytes(12).toString("hex")}`,
       created: Math.floor(Date.now() / 1000),
       // The simulated fleet answers any requested model; the id reports what really served it.
       model: this.modelId,
     };
+    // Generation stops as soon as the client goes away.
+    const clientGone = context.clientGone;
 
-    // Stop generating as soon as the client goes away.
-    const clientGone = new AbortController();
-    res.once("close", () => {
-      if (!res.writableFinished) clientGone.abort();
-    });
-
-    if (request.stream !== true) {
-      if (!(await pause(this.tokenMs * tokenCount, clientGone.signal))) return;
-      sendJson(res, 200, {
+    if (chat.stream !== true) {
+      if (!(await pause(this.tokenMs * tokenCount, clientGone))) return errorResponse(400, "aborted", "the client went away");
+      return jsonResponse(200, {
         ...completion,
         object: "chat.completion",
-        choices: [
-          {
-            index: 0,
-            message: { role: "assistant", content: words.join("") },
-            finish_reason: "length",
-          },
-        ],
+        choices: [{ index: 0, message: { role: "assistant", content: words.join("") }, finish_reason: "length" }],
         usage: { prompt_tokens: promptTokens, completion_tokens: tokenCount, total_tokens: promptTokens + tokenCount },
       });
-      return;
     }
 
-    res.writeHead(200, {
-      "content-type": "text/event-stream",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-    });
-    res.flushHeaders();
-    const writeChunk = (delta: { role?: string; content?: string }, finishReason: string | null): void => {
-      const chunk = {
-        ...completion,
-        object: "chat.completion.chunk",
-        choices: [{ index: 0, delta, finish_reason: finishReason }],
-      };
-      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-    };
-    writeChunk({ role: "assistant", content: "" }, null);
-    for (const word of words) {
-      if (!(await pause(this.tokenMs, clientGone.signal))) return;
-      writeChunk({ content: word }, null);
+    const tokenMs = this.tokenMs;
+    const chunk = (delta: { role?: string; content?: string }, finishReason: string | null): string =>
+      `data: ${JSON.stringify({ ...completion, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finishReason }] })}\n\n`;
+    async function* events(): AsyncGenerator<string> {
+      yield chunk({ role: "assistant", content: "" }, null);
+      for (const word of words) {
+        if (!(await pause(tokenMs, clientGone))) return;
+        yield chunk({ content: word }, null);
+      }
+      yield chunk({}, "length");
+      yield "data: [DONE]\n\n";
     }
-    writeChunk({}, "length");
-    res.end("data: [DONE]\n\n");
+    return new Response(streamOf(events()), {
+      status: 200,
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" },
+    });
   }
 
-  private async data(res: ServerResponse, query: URLSearchParams): Promise<void> {
+  data(query: URLSearchParams, context: RequestContext): Response {
     const raw = query.get("bytes");
     const bytes = raw !== null && /^\d{1,10}$/.test(raw) ? Number(raw) : Number.NaN;
     if (!(bytes >= 0 && bytes <= MAX_DATA_BYTES)) {
-      sendError(res, 400, "invalid_request", `query parameter bytes must be an integer in 0..${MAX_DATA_BYTES}`);
-      return;
+      return errorResponse(400, "invalid_request", `query parameter bytes must be an integer in 0..${MAX_DATA_BYTES}`);
     }
     // Optional pacing, like a radio link: chunkBytes per write and pauseMs between writes.
     const chunkBytes = boundedInt(query.get("chunkBytes"), 1, DATA_CHUNK_BYTES) ?? DATA_CHUNK_BYTES;
     const pauseMs = boundedInt(query.get("pauseMs"), 0, 10_000) ?? 0;
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) });
-    let remaining = bytes;
-    while (remaining > 0) {
-      if (res.destroyed) return; // client went away
-      const size = Math.min(chunkBytes, remaining);
-      const writable = res.write(size === DATA_CHUNK_BYTES ? DATA_CHUNK : DATA_CHUNK.subarray(0, size));
-      remaining -= size;
-      if (!writable) await drainedOrClosed(res);
-      if (pauseMs > 0 && remaining > 0) await sleep(pauseMs);
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      let remaining = bytes;
+      while (remaining > 0) {
+        const size = Math.min(chunkBytes, remaining);
+        yield size === DATA_CHUNK_BYTES ? DATA_CHUNK : DATA_CHUNK.subarray(0, size);
+        remaining -= size;
+        if (pauseMs > 0 && remaining > 0 && !(await pause(pauseMs, context.clientGone))) return;
+      }
     }
-    res.end();
+    return new Response(bytes === 0 ? null : streamOf(chunks()), {
+      status: 200,
+      headers: { "content-type": "application/octet-stream", "content-length": String(bytes) },
+    });
   }
+}
+
+export interface NodeHandlerOptions {
+  /** Refuses requests the gateway did not sign for this node. */
+  verifier: RequestVerifier;
+  /** Path prefix of the node's endpoint on a shared server (the simulator's "/n/<id>"). */
+  base?: string;
+}
+
+/**
+ * The node's HTTP dispatch as a fetch handler: the signature check first (nothing else runs for
+ * a refused request), then in-flight accounting, then the routes of the node's kind.
+ */
+export function createNodeHandler(workload: NodeWorkload, { verifier, base = "" }: NodeHandlerOptions): FetchHandler {
+  const { id, kind } = workload.identity;
+  const countInFlight = (_request: IRequest, context: RequestContext): undefined => {
+    workload.track(context.done);
+    return undefined;
+  };
+  const servedBy = (response: Response | undefined): Response => {
+    const answer = response ?? errorResponse(500, "internal_error", "no route answered");
+    answer.headers.set("x-served-by", id);
+    return answer;
+  };
+  const methodNotAllowed = (allowed: string) => (request: IRequest) =>
+    errorResponse(405, "method_not_allowed", `${below(request)} accepts ${allowed}, not ${request.method}`, { allow: allowed });
+  const below = (request: IRequest): string => new URL(request.url).pathname.slice(base.length) || "/";
+
+  const router = Router<IRequest, [RequestContext], Response>({
+    base,
+    before: [verifier.middleware(), countInFlight],
+    finally: [servedBy],
+  });
+  router.get("/v1/whoami", () => workload.whoami());
+  if (kind === "gpu") {
+    router.get("/v1/models", () => workload.models());
+    router.post("/v1/chat/completions", (request: IRequest, context: RequestContext) => workload.chatCompletions(request, context));
+    router.all("/v1/chat/completions", methodNotAllowed("POST"));
+  } else {
+    router.get("/v1/data", (request: IRequest, context: RequestContext) => workload.data(new URL(request.url).searchParams, context));
+    router.all("/v1/data", methodNotAllowed("GET"));
+  }
+  router.all("*", (request: IRequest) => errorResponse(404, "not_found", `${kind} node ${id} has no route ${below(request)}`));
+  return (request, context) => router.fetch(request, context);
+}
+
+/** An HTTP server serving a single node's workload at its root, signed requests only. */
+export function createWorkloadServer(workload: NodeWorkload, verifier: RequestVerifier): Server {
+  const handler = createNodeHandler(workload, { verifier });
+  return createServer(fetchListener(handler, (error, req) => workload.logger.error(`${req.method ?? "?"} ${req.url ?? "?"} failed: ${describeError(error)}`)));
 }
 
 /** An integer query parameter within [min, max]; undefined when absent or out of range. */
@@ -345,18 +300,24 @@ function boundedInt(raw: string | null, min: number, max: number): number | unde
 }
 
 /** Repeating byte pattern (0..250), reused for every chunk: never mutated while queued. */
-const DATA_CHUNK = Buffer.from(Array.from({ length: DATA_CHUNK_BYTES }, (_, i) => i % 251));
+const DATA_CHUNK = new Uint8Array(Array.from({ length: DATA_CHUNK_BYTES }, (_, i) => i % 251));
 
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
+/** A pull stream over an async generator: the next chunk is made only when the client takes one. */
+function streamOf(chunks: AsyncGenerator<string | Uint8Array>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { done, value } = await chunks.next();
+        if (done) controller.close();
+        else controller.enqueue(typeof value === "string" ? encoder.encode(value) : value);
+      },
+      async cancel() {
+        await chunks.return(undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Waits `ms`; false when the signal aborted first. */
@@ -368,6 +329,30 @@ async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+type BodyResult = { kind: "ok"; text: string } | { kind: "too_large" } | { kind: "aborted" };
+
+/** Reads a request body up to `limit` bytes; stops reading (without consuming the rest) past it. */
+async function readBody(request: Request, limit: number): Promise<BodyResult> {
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > limit) return { kind: "too_large" };
+  if (request.body === null) return { kind: "ok", text: "" };
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) return { kind: "too_large" };
+      chunks.push(value);
+    }
+  } catch {
+    return { kind: "aborted" };
+  }
+  return { kind: "ok", text: Buffer.concat(chunks).toString("utf8") };
 }
 
 // ---- chat request -----------------------------------------------------------------------
@@ -433,84 +418,6 @@ function simulatedWords(nodeId: string, messages: readonly ChatMessage[], count:
     words.push(i === 0 ? word : ` ${word}`);
   }
   return words;
-}
-
-// ---- HTTP helpers -----------------------------------------------------------------------
-
-type BodyResult = { kind: "ok"; text: string } | { kind: "too_large" } | { kind: "aborted" };
-
-/** Reads a request body up to `limit` bytes; stops reading (without consuming the rest) past it. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ kind: "too_large" });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: BodyResult): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onAbort);
-      req.off("close", onAbort);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        finish({ kind: "too_large" });
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => finish({ kind: "ok", text: Buffer.concat(chunks).toString("utf8") });
-    const onAbort = (): void => finish({ kind: "aborted" });
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", onAbort);
-    req.once("close", onAbort);
-  });
-}
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-/** The one error shape of every HTTP error answer: `{ error: { code, message } }`. */
-export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  sendJson(res, status, { error: { code, message } });
-}
-
-/** Splits a request target into pathname and query; undefined when it is not a valid path. */
-export function parseTarget(target: string | undefined): { pathname: string; query: URLSearchParams } | undefined {
-  if (target === undefined || !target.startsWith("/")) return undefined;
-  try {
-    const url = new URL(target, "http://node.invalid");
-    return { pathname: url.pathname, query: url.searchParams };
-  } catch {
-    return undefined;
-  }
-}
-
-/** An HTTP server serving a single node's workload at its root. */
-export function createWorkloadServer(workload: NodeWorkload): Server {
-  return createServer((req, res) => {
-    const target = parseTarget(req.url);
-    if (target === undefined) {
-      res.setHeader("x-served-by", workload.identity.id);
-      sendError(res, 400, "invalid_request", "malformed request target");
-      return;
-    }
-    workload.handle(req, res, target.pathname, target.query);
-  });
 }
 
 /** Listens and resolves with the bound port (useful with port 0). */

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { PING_FRAME } from "@meridian/protocol";
-import { NodeConnection, validateChaosOptions } from "../src/connection";
+import { ChaosNode, validateChaosOptions } from "../src/chaos";
 import { silentLogger } from "../src/log";
 import { pickChaosVictims, startSimulator, type SimulatorHandle } from "../src/simulator";
-import { NodeWorkload } from "../src/workload";
 import { FakeGateway, waitUntil } from "./fake-gateway";
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -49,7 +48,7 @@ describe("chaos", () => {
     const socket = socketOf(gateway, victim.plan.id);
     await waitUntil(() => socket.closed !== undefined, "the abrupt close");
     expect(socket.closed?.code).toBe(1006);
-    await expect(fetch(`${victim.endpoint}/v1/whoami`)).rejects.toThrow();
+    await expect(gateway.signedFetch(victim.plan.id, `${victim.endpoint}/v1/whoami`)).rejects.toThrow();
     await sleep(1_000); // several backoff periods
     expect(gateway.upgradeAttempts).toBe(upgradesBefore);
     expect(victim.connection?.state).toBe("closed");
@@ -68,7 +67,7 @@ describe("chaos", () => {
     handle.freeze(victim.plan.id);
     const framesAtFreeze = socket.frames.length;
     let answered = false;
-    const pending = fetch(`${victim.endpoint}/v1/whoami`).then((res) => {
+    const pending = gateway.signedFetch(victim.plan.id, `${victim.endpoint}/v1/whoami`).then((res) => {
       answered = true;
       return res;
     });
@@ -111,9 +110,7 @@ describe("chaos", () => {
     expect(() => validateChaosOptions({ jitterMs: Number.NaN })).toThrow(/jitterMs/);
     expect(() => validateChaosOptions({ lossRate: 1.5 })).toThrow(/lossRate/);
     expect(() => validateChaosOptions({ lossRate: -0.1 })).toThrow(/lossRate/);
-    const workload = new NodeWorkload({ id: "n1", kind: "hotspot", region: "nrt", capacity: 4 });
-    const base = { gatewayUrl: "http://127.0.0.1:1", credential: "c", node: "n1", kind: "hotspot" as const, capacity: 4, endpoint: "http://127.0.0.1:2/n/n1", load: workload };
-    expect(() => new NodeConnection({ ...base, lossRate: 2 })).toThrow(/lossRate/);
+    expect(() => new ChaosNode({ lossRate: 2 })).toThrow(/lossRate/);
     await expect(startSimulator({ gatewayUrl: "http://127.0.0.1:1", adminToken: "x", nodes: 1, jitterMs: -5, logger: silentLogger })).rejects.toThrow(/jitterMs/);
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { EnrollmentError, adminNodesUrl, enrollNode } from "../src/enroll";
+import { EnrollmentError, adminNodesUrl, enrollNode, joinRefusalHint, joinWithToken } from "../src/enroll";
 import { FakeGateway, type FakeGatewayOptions } from "./fake-gateway";
 
 const gatewaysToClose: FakeGateway[] = [];
@@ -55,5 +55,29 @@ describe("enrollNode", () => {
   it("builds the admin URL under the gateway's base path", () => {
     expect(adminNodesUrl("http://127.0.0.1:8787")).toBe("http://127.0.0.1:8787/admin/nodes");
     expect(adminNodesUrl("https://edge.example.com/meridian/")).toBe("https://edge.example.com/meridian/admin/nodes");
+  });
+});
+
+describe("joinWithToken", () => {
+  const join = { id: "lis-hotspot-1", kind: "hotspot" as const, region: "lis", capacity: 16, maxMbps: 300, endpoint: "http://127.0.0.1:9" };
+
+  it("enrolls with the join token alone and sends the enrollment fields and endpoint", async () => {
+    const gateway = await startGateway({ joinTokens: { "join-abc": { uses: 1 } } });
+    expect(await joinWithToken(gateway.url, "join-abc", join)).toBe("cred-lis-hotspot-1");
+    expect(gateway.joins).toEqual([{ token: "join-abc", body: join }]);
+  });
+
+  it("refuses a used token (401), a node outside the token's scope (403) and a known id (409), without retrying", async () => {
+    const gateway = await startGateway({ joinTokens: { once: { uses: 1 }, "lis-only": { uses: 5, region: "lis" } } });
+    await joinWithToken(gateway.url, "once", join);
+    await expect(joinWithToken(gateway.url, "once", { ...join, id: "lis-hotspot-2" })).rejects.toMatchObject({ status: 401, code: "invalid_join_token" });
+    await expect(joinWithToken(gateway.url, "lis-only", { ...join, id: "nrt-hotspot-1", region: "nrt" })).rejects.toThrow(/HTTP 403 outside_join_scope: .*check --region/);
+    await expect(joinWithToken(gateway.url, "lis-only", join)).rejects.toThrow(/HTTP 409 node_exists: .*already enrolled/);
+    expect(gateway.joins).toHaveLength(4);
+  });
+
+  it("explains a refused token in words an operator can act on", () => {
+    expect(joinRefusalHint(401)).toMatch(/ask the fleet admin for a new one/);
+    expect(joinRefusalHint(500)).toBe("");
   });
 });

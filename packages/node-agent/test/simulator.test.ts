@@ -40,9 +40,16 @@ describe("startSimulator", () => {
 
     const first = handle.nodes[0];
     if (first === undefined) throw new Error("empty fleet");
-    const whoami = await fetch(`${first.endpoint}/v1/whoami`);
+    const whoami = await gateway.signedFetch(first.plan.id, `${first.endpoint}/v1/whoami`);
     expect(whoami.headers.get("x-served-by")).toBe(first.plan.id);
     expect(await whoami.json()).toEqual({ node: first.plan.id, region: first.plan.region, kind: first.plan.kind });
+
+    // Every node of the fleet checks the gateway's signature with its own key.
+    expect(ApiErrorSchema.parse(await (await fetch(`${first.endpoint}/v1/whoami`)).json()).error.code).toBe("signature_required");
+    const second = handle.nodes[1];
+    if (second === undefined) throw new Error("fleet of one");
+    const signedForAnother = await gateway.signedFetch(first.plan.id, `${first.endpoint}/v1/whoami`, {}, { signAs: second.plan.id });
+    expect(signedForAnother.status).toBe(401);
 
     const unknown = await fetch(`http://127.0.0.1:${handle.port}/n/no-such-node/v1/whoami`);
     expect(unknown.status).toBe(404);

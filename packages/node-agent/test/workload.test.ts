@@ -1,8 +1,25 @@
+import { randomBytes } from "node:crypto";
 import { request, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiErrorSchema } from "@meridian/protocol";
+import { ApiErrorSchema, MAX_SIGNATURE_SKEW_MS, importRequestKey, signRequest } from "@meridian/protocol";
+import { RequestVerifier } from "../src/request-auth";
 import { MAX_CHAT_BODY_BYTES, NodeWorkload, closeServer, createWorkloadServer, listen } from "../src/workload";
 import { waitUntil } from "./fake-gateway";
+
+/** The request key a welcome would have brought. */
+const REQUEST_KEY = randomBytes(32).toString("base64url");
+const signingKey = importRequestKey(REQUEST_KEY);
+
+async function signatureHeaders(nodeId: string, method: string, url: string, nowMs = Date.now()): Promise<Record<string, string>> {
+  const target = new URL(url);
+  return signRequest(await signingKey, method, `${target.pathname}${target.search}`, nodeId, nowMs);
+}
+
+/** fetch, signed as the gateway forwards requests to `nodeId`. */
+async function signedFetch(nodeId: string, url: string, init: RequestInit = {}): Promise<Response> {
+  const signature = await signatureHeaders(nodeId, init.method ?? "GET", url);
+  return fetch(url, { ...init, headers: { ...Object.fromEntries(new Headers(init.headers)), ...signature } });
+}
 
 const TOKEN_MS = 20;
 
@@ -12,8 +29,11 @@ interface Running {
   url: string;
 }
 
-async function serve(workload: NodeWorkload): Promise<Running> {
-  const server = createWorkloadServer(workload);
+/** `requestKey` null: a node the gateway has not welcomed yet. */
+async function serve(workload: NodeWorkload, requestKey: string | null = REQUEST_KEY): Promise<Running> {
+  const verifier = new RequestVerifier(workload.identity.id);
+  if (requestKey !== null) verifier.useKey(requestKey);
+  const server = createWorkloadServer(workload, verifier);
   const port = await listen(server, "127.0.0.1", 0);
   return { workload, server, url: `http://127.0.0.1:${port}` };
 }
@@ -25,8 +45,8 @@ async function expectError(response: Response, status: number, code: string): Pr
   expect(body.error.message.length).toBeGreaterThan(0);
 }
 
-const chat = (url: string, body: unknown, signal?: AbortSignal): Promise<Response> =>
-  fetch(`${url}/v1/chat/completions`, {
+const chat = (url: string, body: unknown, signal?: AbortSignal, nodeId = "nrt-gpu-1"): Promise<Response> =>
+  signedFetch(nodeId, `${url}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -49,14 +69,14 @@ describe("GPU workload", () => {
   });
 
   it("answers whoami with x-served-by", async () => {
-    const response = await fetch(`${gpu.url}/v1/whoami`);
+    const response = await signedFetch("nrt-gpu-1", `${gpu.url}/v1/whoami`);
     expect(response.status).toBe(200);
     expect(response.headers.get("x-served-by")).toBe("nrt-gpu-1");
     expect(await response.json()).toEqual({ node: "nrt-gpu-1", region: "nrt", kind: "gpu" });
   });
 
   it("lists its model OpenAI-style", async () => {
-    const response = await fetch(`${gpu.url}/v1/models`);
+    const response = await signedFetch("nrt-gpu-1", `${gpu.url}/v1/models`);
     const body = (await response.json()) as { object: string; data: Array<Record<string, unknown>> };
     expect(body.object).toBe("list");
     expect(body.data).toHaveLength(1);
@@ -154,10 +174,11 @@ describe("GPU workload", () => {
   });
 
   it("refuses bodies over 1 MiB with 413", async () => {
+    const signature = await signatureHeaders("nrt-gpu-1", "POST", `${gpu.url}/v1/chat/completions`);
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(`${gpu.url}/v1/chat/completions`, {
         method: "POST",
-        headers: { "content-type": "application/json", "content-length": String(MAX_CHAT_BODY_BYTES + 1) },
+        headers: { "content-type": "application/json", "content-length": String(MAX_CHAT_BODY_BYTES + 1), ...signature },
       });
       req.on("response", (res) => {
         res.resume();
@@ -171,13 +192,13 @@ describe("GPU workload", () => {
   });
 
   it("answers unknown paths with 404, wrong methods with 405, and serves no hotspot data", async () => {
-    const missing = await fetch(`${gpu.url}/v1/nope`);
+    const missing = await signedFetch("nrt-gpu-1", `${gpu.url}/v1/nope`);
     expect(missing.headers.get("x-served-by")).toBe("nrt-gpu-1");
     await expectError(missing, 404, "not_found");
-    const wrongMethod = await fetch(`${gpu.url}/v1/chat/completions`);
+    const wrongMethod = await signedFetch("nrt-gpu-1", `${gpu.url}/v1/chat/completions`);
     expect(wrongMethod.headers.get("allow")).toBe("POST");
     await expectError(wrongMethod, 405, "method_not_allowed");
-    await expectError(await fetch(`${gpu.url}/v1/data?bytes=10`), 404, "not_found");
+    await expectError(await signedFetch("nrt-gpu-1", `${gpu.url}/v1/data?bytes=10`), 404, "not_found");
   });
 });
 
@@ -193,7 +214,7 @@ describe("hotspot workload", () => {
 
   it("returns exactly N bytes as octet-stream", async () => {
     for (const bytes of [0, 1, 65_536, 200_003]) {
-      const response = await fetch(`${hotspot.url}/v1/data?bytes=${bytes}`);
+      const response = await signedFetch("ams-hotspot-1", `${hotspot.url}/v1/data?bytes=${bytes}`);
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toBe("application/octet-stream");
       expect(response.headers.get("content-length")).toBe(String(bytes));
@@ -204,18 +225,81 @@ describe("hotspot workload", () => {
 
   it("rejects byte counts outside 0..1 GiB", async () => {
     for (const bad of ["-1", "abc", "1.5", String(1024 ** 3 + 1), ""]) {
-      await expectError(await fetch(`${hotspot.url}/v1/data?bytes=${bad}`), 400, "invalid_request");
+      await expectError(await signedFetch("ams-hotspot-1", `${hotspot.url}/v1/data?bytes=${bad}`), 400, "invalid_request");
     }
-    await expectError(await fetch(`${hotspot.url}/v1/data`), 400, "invalid_request");
+    await expectError(await signedFetch("ams-hotspot-1", `${hotspot.url}/v1/data`), 400, "invalid_request");
   });
 
   it("answers whoami but not chat", async () => {
-    expect(await (await fetch(`${hotspot.url}/v1/whoami`)).json()).toEqual({
+    expect(await (await signedFetch("ams-hotspot-1", `${hotspot.url}/v1/whoami`)).json()).toEqual({
       node: "ams-hotspot-1",
       region: "ams",
       kind: "hotspot",
     });
-    await expectError(await chat(hotspot.url, { messages: [{ role: "user", content: "x" }] }), 404, "not_found");
-    await expectError(await fetch(`${hotspot.url}/v1/data?bytes=1`, { method: "POST" }), 405, "method_not_allowed");
+    await expectError(await chat(hotspot.url, { messages: [{ role: "user", content: "x" }] }, undefined, "ams-hotspot-1"), 404, "not_found");
+    await expectError(await signedFetch("ams-hotspot-1", `${hotspot.url}/v1/data?bytes=1`, { method: "POST" }), 405, "method_not_allowed");
+  });
+});
+
+describe("signed requests", () => {
+  let node: Running;
+  let unwelcomed: Running;
+  beforeAll(async () => {
+    node = await serve(new NodeWorkload({ id: "fra-hotspot-1", kind: "hotspot", region: "fra", capacity: 4 }));
+    unwelcomed = await serve(new NodeWorkload({ id: "fra-hotspot-2", kind: "hotspot", region: "fra", capacity: 4 }), null);
+  });
+  afterAll(async () => {
+    for (const running of [node, unwelcomed]) {
+      running.server.closeAllConnections();
+      await closeServer(running.server);
+    }
+  });
+
+  const withHeaders = (url: string, headers: Record<string, string>) => fetch(url, { headers });
+
+  it("serves a request the gateway signed for this node, path and query included", async () => {
+    const url = `${node.url}/v1/data?bytes=3`;
+    const response = await withHeaders(url, await signatureHeaders("fra-hotspot-1", "GET", url));
+    expect(response.status).toBe(200);
+    expect((await response.arrayBuffer()).byteLength).toBe(3);
+  });
+
+  it("refuses an unsigned request with 401 signature_required, before any workload work", async () => {
+    const response = await fetch(`${node.url}/v1/data?bytes=3`);
+    await expectError(response, 401, "signature_required");
+    expect(node.workload.inFlight).toBe(0);
+  });
+
+  it("refuses a stale signature with 401 signature_stale", async () => {
+    const url = `${node.url}/v1/whoami`;
+    const old = await signatureHeaders("fra-hotspot-1", "GET", url, Date.now() - MAX_SIGNATURE_SKEW_MS - 1_000);
+    await expectError(await withHeaders(url, old), 401, "signature_stale");
+    const future = await signatureHeaders("fra-hotspot-1", "GET", url, Date.now() + MAX_SIGNATURE_SKEW_MS + 1_000);
+    await expectError(await withHeaders(url, future), 401, "signature_stale");
+  });
+
+  it("refuses a signature made for another node, path or method with 401 signature_invalid", async () => {
+    const url = `${node.url}/v1/data?bytes=3`;
+    await expectError(await withHeaders(url, await signatureHeaders("fra-hotspot-2", "GET", url)), 401, "signature_invalid");
+    await expectError(await withHeaders(url, await signatureHeaders("fra-hotspot-1", "GET", `${node.url}/v1/data?bytes=4`)), 401, "signature_invalid");
+    await expectError(await withHeaders(url, await signatureHeaders("fra-hotspot-1", "POST", url)), 401, "signature_invalid");
+  });
+
+  it("refuses malformed signature headers with 401 signature_invalid", async () => {
+    const url = `${node.url}/v1/whoami`;
+    const good = await signatureHeaders("fra-hotspot-1", "GET", url);
+    for (const bad of [
+      { ...good, "x-meridian-signature": "v2=abc" },
+      { ...good, "x-meridian-signature": "v1=not*base64" },
+      { ...good, "x-meridian-timestamp": "yesterday" },
+    ]) {
+      await expectError(await withHeaders(url, bad), 401, "signature_invalid");
+    }
+  });
+
+  it("refuses everything until a welcome brought a key", async () => {
+    const url = `${unwelcomed.url}/v1/whoami`;
+    await expectError(await fetch(url), 401, "signature_required");
+    await expectError(await withHeaders(url, await signatureHeaders("fra-hotspot-2", "GET", url)), 401, "signature_invalid");
   });
 });

@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeError } from "../log";
 
-/** Flags both CLIs take, in node:util parseArgs form. */
+/** Environment variables as a CLI reads them (process.env, or a test's object). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Flags both agent CLIs take, in node:util parseArgs form. */
 export const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
   gateway: { type: "string" },
@@ -29,6 +33,15 @@ export function formatUsage(synopsis: string, summary: string, flags: readonly F
   const width = Math.max(...flags.map((f) => f.flag.length)) + 2;
   const lines = flags.map((f) => `  ${f.flag.padEnd(width)}${f.description}`);
   return `Usage: ${synopsis}\n\n${summary}\n\nOptions:\n${lines.join("\n")}\n`;
+}
+
+/** Parses a decimal flag value within bounds; undefined stays undefined. */
+export function numberFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new UsageError(`--${name} must be a number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} must be in ${min}..${max}, got ${n}`);
+  return n;
 }
 
 /** Parses an integer flag value within bounds; undefined stays undefined. */
@@ -89,11 +102,16 @@ export function onShutdownSignal(onFirst: (signal: NodeJS.Signals) => void): voi
   process.on("SIGTERM", handler);
 }
 
-/** Runs a CLI main: usage errors exit 2 with a hint, anything else exits 1. */
+/** The one line a usage error prints (then the CLI exits 2, without a stack trace). */
+export function usageLine(command: string, error: UsageError): string {
+  return `${command}: ${error.message} (see ${command} --help)`;
+}
+
+/** Runs a CLI main: usage errors exit 2 with one line, anything else exits 1. */
 export function runMain(command: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
     if (error instanceof UsageError) {
-      console.error(`${command}: ${error.message}\nRun ${command} --help for the options.`);
+      console.error(usageLine(command, error));
       process.exit(2);
     }
     console.error(`${command}: ${describeError(error)}`);
@@ -101,11 +119,25 @@ export function runMain(command: string, main: () => Promise<void>): void {
   });
 }
 
-/** `parseArgs` throws plain TypeErrors for unknown or malformed flags; make them usage errors. */
+/**
+ * `parseArgs` throws plain TypeErrors for unknown or malformed flags; make them usage errors,
+ * keeping their first sentence (the rest explains `--` positionals, which no CLI here takes).
+ */
 export function parseOrUsage<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    throw new UsageError(describeError(error));
+    const message = describeError(error);
+    throw new UsageError(/^(.*?\.)(\s|$)/.exec(message)?.[1] ?? message);
   }
+}
+
+/** Strict parseArgs of `argv` (no positionals) with usage errors. */
+export function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(argv: readonly string[], options: O) {
+  return parseOrUsage(() => parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values);
+}
+
+/** A set, non-empty environment variable. */
+export function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
 }

@@ -1,120 +1,20 @@
-import { parseArgs } from "node:util";
-import {
-  CredentialClaimsSchema,
-  GPU_CLASSES,
-  GpuClassSchema,
-  HEARTBEAT_MS_DEFAULT,
-  HEARTBEAT_MS_MAX,
-  HEARTBEAT_MS_MIN,
-  NodeIdSchema,
-  NodeKindSchema,
-  type CredentialClaims,
-  type GpuHardware,
-  type NodeKind,
-} from "@meridian/protocol";
-import { DRAIN_TIMEOUT_MS_DEFAULT, NodeConnection } from "../connection";
-import { enrollNode } from "../enroll";
-import { GPU_VRAM_GB } from "../fleet";
+import { NodeConnection } from "../connection";
+import { enrollNode, joinWithToken } from "../enroll";
 import { createLogger, describeError } from "../log";
-import { DEFAULT_TOKEN_MS, NodeWorkload, closeServer, createWorkloadServer, listen, reachableUrl } from "../workload";
-import { COMMON_OPTIONS, UsageError, formatUsage, httpUrlFlag, intFlag, onShutdownSignal, parseOrUsage, runMain } from "./common";
-
-const COMMAND = "meridian-node";
-const DEFAULT_GATEWAY = "http://127.0.0.1:8787";
-const DEFAULT_CAPACITY = 16;
-
-const USAGE = formatUsage(
-  `${COMMAND} [options]`,
-  "Runs one simulated Meridian node: serves its workload over HTTP and keeps a socket to the gateway.\n" +
-    "Use an existing credential, or enroll first with an admin token. On SIGINT/SIGTERM the node\n" +
-    "drains (finishes in-flight requests) and exits 0; a second signal exits at once.\n" +
-    'Prints `READY {"node":...,"endpoint":...}` on stdout once the gateway welcomes it; logs go to stderr.',
-  [
-    { flag: "--gateway URL", description: `gateway base URL (default ${DEFAULT_GATEWAY})` },
-    { flag: "--credential TOKEN", description: "node credential (or env MERIDIAN_NODE_CREDENTIAL)" },
-    { flag: "--admin-token T", description: "enroll with this admin token when no credential (or env ADMIN_TOKEN)" },
-    { flag: "--id ID", description: "node id, e.g. nrt-gpu-1 (required unless the credential carries it)" },
-    { flag: "--kind gpu|hotspot|carrier", description: "node kind (required unless the credential carries it)" },
-    { flag: "--partner ID", description: "carrier partner of a --kind carrier backbone node" },
-    { flag: "--max-mbps N", description: "enrolled backhaul of a hotspot, Mbit/s (caps its tier and credited bytes)" },
-    { flag: "--region ID", description: "region id, e.g. nrt (required to enroll)" },
-    { flag: "--gpu CLASS", description: `GPU class for gpu nodes: ${GPU_CLASSES.join(", ")}` },
-    { flag: "--vram GB", description: "memory per GPU in GB (default: the class's usual size)" },
-    { flag: "--gpus N", description: "GPUs in the node (default 1)" },
-    { flag: "--capacity N", description: `concurrent requests the node takes (default ${DEFAULT_CAPACITY})` },
-    { flag: "--host HOST", description: "address the workload server binds (default 127.0.0.1)" },
-    { flag: "--port N", description: "workload server port (default 0 = any free port)" },
-    { flag: "--public-url URL", description: "endpoint advertised to the gateway (default http://host:port)" },
-    {
-      flag: "--heartbeat-ms N",
-      description: `heartbeat interval, ${HEARTBEAT_MS_MIN}..${HEARTBEAT_MS_MAX} (default ${HEARTBEAT_MS_DEFAULT})`,
-    },
-    { flag: "--token-ms N", description: `delay between simulated tokens (default ${DEFAULT_TOKEN_MS})` },
-    {
-      flag: "--drain-timeout-ms N",
-      description: `longest wait for in-flight requests when draining (default ${DRAIN_TIMEOUT_MS_DEFAULT})`,
-    },
-    { flag: "-h, --help", description: "show this help" },
-  ],
-);
-
-interface NodeSettings {
-  id: string;
-  kind: NodeKind;
-  region: string | undefined;
-  gpu: GpuHardware | undefined;
-  capacity: number;
-  partner: string | undefined;
-  maxMbps: number | undefined;
-}
+import { RequestVerifier } from "../request-auth";
+import { watchSelfView } from "../self-view";
+import { NodeWorkload, closeServer, createWorkloadServer, listen, reachableUrl } from "../workload";
+import { onShutdownSignal, runMain } from "./common";
+import { NODE_COMMAND, NODE_USAGE, parseNodeArgs } from "./node-args";
 
 async function main(): Promise<void> {
-  const { values } = parseOrUsage(() =>
-    parseArgs({
-      options: {
-        ...COMMON_OPTIONS,
-        credential: { type: "string" },
-        id: { type: "string" },
-        kind: { type: "string" },
-        region: { type: "string" },
-        gpu: { type: "string" },
-        vram: { type: "string" },
-        gpus: { type: "string" },
-        capacity: { type: "string" },
-        partner: { type: "string" },
-        "max-mbps": { type: "string" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }),
-  );
-  if (values.help) {
-    process.stdout.write(USAGE);
+  const parsed = parseNodeArgs(process.argv.slice(2), process.env);
+  if (parsed.help) {
+    process.stdout.write(NODE_USAGE);
     return;
   }
-
-  const gatewayUrl = httpUrlFlag("gateway", values.gateway ?? DEFAULT_GATEWAY);
-  const host = values.host ?? "127.0.0.1";
-  const port = intFlag("port", values.port, 0, 65_535) ?? 0;
-  const heartbeatMs = intFlag("heartbeat-ms", values["heartbeat-ms"], HEARTBEAT_MS_MIN, HEARTBEAT_MS_MAX);
-  const tokenMs = intFlag("token-ms", values["token-ms"], 0, 60_000);
-  const drainTimeoutMs = intFlag("drain-timeout-ms", values["drain-timeout-ms"], 0, 24 * 3_600_000);
-  const publicUrl = values["public-url"] === undefined ? undefined : httpUrlFlag("public-url", values["public-url"]);
-
-  let credential = values.credential ?? nonEmpty(process.env.MERIDIAN_NODE_CREDENTIAL);
-  const settings = nodeSettings(values, credential === undefined ? undefined : credentialClaims(credential));
+  const { gatewayUrl, host, port, publicUrl, heartbeatMs, tokenMs, drainTimeoutMs, source, settings } = parsed.config;
   const log = createLogger(`node ${settings.id}`);
-
-  if (credential === undefined) {
-    const adminToken = values["admin-token"] ?? nonEmpty(process.env.ADMIN_TOKEN);
-    if (adminToken === undefined) {
-      throw new UsageError("give --credential (or MERIDIAN_NODE_CREDENTIAL), or --admin-token (or ADMIN_TOKEN) to enroll");
-    }
-    if (settings.region === undefined) throw new UsageError("--region is required to enroll");
-    const { id, kind, region, gpu, capacity, partner, maxMbps } = settings;
-    credential = await enrollNode(gatewayUrl, adminToken, { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}) });
-    log.info(`enrolled at ${gatewayUrl} (${kind}${gpu ? ` ${gpu.count}x ${gpu.class} ${gpu.vramGb} GB` : ""}, capacity ${capacity})`);
-  }
 
   const workload = new NodeWorkload(
     {
@@ -128,10 +28,30 @@ async function main(): Promise<void> {
     },
     { tokenMs, logger: log },
   );
-  const server = createWorkloadServer(workload);
+  // Until the gateway's welcome brings the request key, the server refuses every request.
+  const verifier = new RequestVerifier(settings.id, log);
+  const server = createWorkloadServer(workload, verifier);
   const boundPort = await listen(server, host, port);
   const endpoint = publicUrl ?? reachableUrl(host, boundPort);
   log.info(`serving ${settings.kind} workload on ${reachableUrl(host, boundPort)}${publicUrl ? ` (advertised as ${publicUrl})` : ""}`);
+
+  let credential: string;
+  if (source.kind === "credential") credential = source.credential;
+  else {
+    const { id, kind, region = "", gpu, capacity, partner, maxMbps } = settings;
+    const fields = { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}) };
+    try {
+      credential =
+        source.kind === "join"
+          ? await joinWithToken(gatewayUrl, source.joinToken, { ...fields, endpoint })
+          : await enrollNode(gatewayUrl, source.adminToken, fields);
+    } catch (error) {
+      await closeServer(server);
+      throw error;
+    }
+    const how = source.kind === "join" ? "joined with a join token" : "enrolled with the admin token";
+    log.info(`${how} at ${gatewayUrl} (${kind}${gpu ? ` ${gpu.count}x ${gpu.class} ${gpu.vramGb} GB` : ""}, capacity ${capacity})`);
+  }
 
   const connection = new NodeConnection({
     gatewayUrl,
@@ -146,9 +66,11 @@ async function main(): Promise<void> {
     logger: log,
     drainTimeoutMs,
   });
+  watchSelfView(connection, { gatewayUrl, credential, logger: log });
 
   let announcedReady = false;
   connection.on("connected", (welcome) => {
+    verifier.useKey(welcome.requestKey);
     // The gateway is the authority on the region (whoami reports it).
     workload.identity.region = welcome.region;
     if (announcedReady) return;
@@ -167,71 +89,13 @@ async function main(): Promise<void> {
 
   onShutdownSignal((signal) => {
     log.info(`${signal}: draining (send it again to exit at once)`);
-    connection
-      .drain(`${signal}`)
-      .catch((error: unknown) => {
-        log.error(`drain failed: ${describeError(error)}`);
-        exitAfterServerClosed(1);
-      });
+    connection.drain(`${signal}`).catch((error: unknown) => {
+      log.error(`drain failed: ${describeError(error)}`);
+      exitAfterServerClosed(1);
+    });
   });
 
   connection.start();
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === "" ? undefined : value;
-}
-
-/**
- * Reads the claims of a credential shaped `<base64url JSON claims>.<signature>`, only to
- * default --id/--kind/... from it; the gateway is what verifies it. Undefined for other shapes.
- */
-function credentialClaims(credential: string): CredentialClaims | undefined {
-  for (const segment of credential.split(".")) {
-    try {
-      const parsed = CredentialClaimsSchema.safeParse(JSON.parse(Buffer.from(segment, "base64url").toString("utf8")));
-      if (parsed.success) return parsed.data;
-    } catch {
-      // Not this segment.
-    }
-  }
-  return undefined;
-}
-
-function nodeSettings(
-  values: Partial<Record<"id" | "kind" | "region" | "gpu" | "vram" | "gpus" | "capacity" | "partner" | "max-mbps", string>>,
-  claims: CredentialClaims | undefined,
-): NodeSettings {
-  const id = values.id ?? claims?.id;
-  if (id === undefined) throw new UsageError("--id is required");
-  if (!NodeIdSchema.safeParse(id).success) {
-    throw new UsageError(`--id "${id}" is invalid: 3-63 chars of a-z, 0-9 and '-', starting with a letter or digit`);
-  }
-  const kindValue = values.kind ?? claims?.kind;
-  if (kindValue === undefined) throw new UsageError("--kind is required (gpu, hotspot or carrier)");
-  const kind = NodeKindSchema.safeParse(kindValue);
-  if (!kind.success) throw new UsageError(`--kind must be gpu, hotspot or carrier, got "${kindValue}"`);
-  const partner = values.partner ?? claims?.partner;
-  if ((kind.data === "carrier") !== (partner !== undefined)) throw new UsageError("--partner is required for --kind carrier and only for it");
-  const maxMbps = intFlag("max-mbps", values["max-mbps"], 1, 100_000) ?? claims?.maxMbps;
-  if (maxMbps !== undefined && kind.data !== "hotspot") throw new UsageError("--max-mbps only applies to --kind hotspot");
-
-  let gpu: GpuHardware | undefined;
-  if (kind.data === "gpu") {
-    const classValue = values.gpu ?? claims?.gpu?.class;
-    if (classValue === undefined) throw new UsageError("--gpu CLASS is required for gpu nodes");
-    const gpuClass = GpuClassSchema.safeParse(classValue);
-    if (!gpuClass.success) throw new UsageError(`--gpu must be one of ${GPU_CLASSES.join(", ")}, got "${classValue}"`);
-    gpu = {
-      class: gpuClass.data,
-      vramGb: intFlag("vram", values.vram, 1, 1024) ?? claims?.gpu?.vramGb ?? GPU_VRAM_GB[gpuClass.data],
-      count: intFlag("gpus", values.gpus, 1, 64) ?? claims?.gpu?.count ?? 1,
-    };
-  } else if (values.gpu !== undefined || values.vram !== undefined || values.gpus !== undefined) {
-    throw new UsageError("--gpu, --vram and --gpus only apply to --kind gpu");
-  }
-  const capacity = intFlag("capacity", values.capacity, 1, 100_000) ?? claims?.capacity ?? DEFAULT_CAPACITY;
-  return { id, kind: kind.data, region: values.region ?? claims?.region, gpu, capacity, partner, maxMbps };
-}
-
-runMain(COMMAND, main);
+runMain(NODE_COMMAND, main);
