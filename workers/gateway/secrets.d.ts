@@ -14,6 +14,11 @@ interface Env {
    * x-client-* headers override request.cf so a laptop can play a client anywhere.
    */
   DEV_TRUST_CLIENT_GEO?: string;
+  /**
+   * Opt-in: "true" sends each node the client's country (x-meridian-client-country, ISO code
+   * or XX/T1) and nothing finer. By default nodes learn nothing about the client.
+   */
+  FORWARD_CLIENT_COUNTRY?: string;
   /** Local chaos tests only: "true" enables POST /admin/offload/ledger/:id/crash. */
   DEV_CHAOS_HOOKS?: string;
 }

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { requestIdOf } from "./request-id";
 
 /** An error that becomes `{ error: { code, message, ...extra } }` with its HTTP status. */
 export class HttpError extends Error {
@@ -20,23 +21,25 @@ export function errorBody(code: string, message: string, extra: Record<string, u
   return { error: { code, message, ...extra } };
 }
 
-/** The single place HTTP errors are rendered (app.onError). */
+/** The single place HTTP errors are rendered (app.onError); every body names the request id. */
 export function renderError(err: Error, c: Context): Response {
+  const requestId = requestIdOf(c);
   if (err instanceof HttpError) {
     for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
-    return c.json(errorBody(err.code, err.message, err.extra), err.status);
+    if (err.status >= 500) console.warn(JSON.stringify({ at: "gateway.error", requestId, status: err.status, code: err.code, path: c.req.path }));
+    return c.json(errorBody(err.code, err.message, { ...err.extra, requestId }), err.status);
   }
   // hono's own errors, e.g. a malformed JSON body seen by the validator.
   if (err instanceof HTTPException) {
     const code = err.status === 400 ? "invalid_json" : `http_${err.status}`;
-    return c.json(errorBody(code, err.message), err.status);
+    return c.json(errorBody(code, err.message, { requestId }), err.status);
   }
-  console.error(JSON.stringify({ at: "gateway", method: c.req.method, path: c.req.path, error: String(err), stack: err.stack }));
-  return c.json(errorBody("internal_error", "the gateway failed to handle this request"), 500);
+  console.error(JSON.stringify({ at: "gateway", requestId, method: c.req.method, path: c.req.path, error: String(err), stack: err.stack }));
+  return c.json(errorBody("internal_error", "the gateway failed to handle this request", { requestId }), 500);
 }
 
 export function notFound(c: Context): Response {
-  return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+  return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`, { requestId: requestIdOf(c) }), 404);
 }
 
 /** "path: message" of a zod error's first issue (`fallbackPath` names a root-level issue). */

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { admin } from "./admin";
 import { carriersAdmin } from "./admin-carriers";
 import { notFound, renderError } from "./errors";
+import { requestId } from "./request-id";
 import { clientRoutes } from "./routes/client";
 import { nodes } from "./routes/nodes";
 import { ops } from "./routes/ops";
@@ -19,6 +20,7 @@ const app = new Hono<{ Bindings: Env }>();
 
 app.onError(renderError);
 app.notFound(notFound);
+app.use("*", requestId);
 
 app.route("/", ops); //             GET /healthz, GET /metrics
 app.route("/", clientRoutes); //    GET /route, ALL /v1/*

@@ -13,11 +13,22 @@ export async function requestKeyFor(secret: string, nodeId: string, credentialId
   return toBase64Url(new Uint8Array(mac));
 }
 
-/** Signs forwarded requests; keys are derived once per node and credential in this isolate. */
+/**
+ * Signs forwarded requests and knows the deployment's loop mark; keys are derived once per
+ * node and credential in this isolate.
+ */
 export class RequestSigner {
   private readonly keys = new Map<string, Promise<CryptoKey>>();
+  private loopMark: Promise<string> | null = null;
 
-  async headers(secret: string, node: { id: string; credentialId: string }, method: string, pathAndQuery: string, nowMs: number): Promise<Record<string, string>> {
+  /** What the gateway stamps on everything it forwards (LOOP_HEADER); secret-derived, so a node cannot forge it for another deployment. */
+  mark(secret: string): Promise<string> {
+    this.loopMark ??= requestKeyFor(secret, "loop-mark", "v1").then((key) => key.slice(0, 22));
+    return this.loopMark;
+  }
+
+  async headers(secret: string, node: { id: string; credentialId?: string }, method: string, pathAndQuery: string, nowMs: number): Promise<Record<string, string>> {
+    if (node.credentialId === undefined) throw new Error(`node ${node.id} has no credential id to sign for`);
     const cacheKey = `${node.id}\n${node.credentialId}`;
     let key = this.keys.get(cacheKey);
     if (key === undefined) {

@@ -15,7 +15,9 @@ describe("admin API", () => {
   it("refuses a missing or wrong admin token with 401 and the error shape", async () => {
     const missing = await SELF.fetch(`${BASE}/admin/fleet`);
     expect(missing.status).toBe(401);
-    expect(await missing.json()).toEqual({ error: { code: "unauthorized", message: expect.any(String) } });
+    const requestId = missing.headers.get("x-request-id");
+    expect(requestId).toMatch(/^[\w-]{8,}$/);
+    expect(await missing.json()).toEqual({ error: { code: "unauthorized", message: expect.any(String), requestId } });
     const wrong = await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: "Bearer not-the-token-at-all" } });
     expect(wrong.status).toBe(401);
   });

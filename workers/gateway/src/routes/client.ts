@@ -4,9 +4,10 @@ import { explainExclusions, hotspotCensus, type Candidate } from "@meridian/rout
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
-import { errorBody } from "../errors";
+import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
-import { DEFAULT_HEADERS_TIMEOUT_MS, proxyToCandidates, type ProxyOutcome } from "../proxy";
+import { DEFAULT_HEADERS_TIMEOUT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
+import { REQUEST_ID_HEADER } from "../request-id";
 import { countedBody, usageEntry } from "../usage";
 
 type ClientApp = { Bindings: Env; Variables: DecisionVariables };
@@ -30,22 +31,38 @@ clientRoutes.get("/route", countOutcome("/route"), decide, (c) => {
   if (decision.candidates.length === 0) {
     const err = refusal(decision);
     for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
-    return c.json({ ...errorBody(err.code, err.message, err.extra), ...body }, err.status);
+    return c.json({ ...errorBody(err.code, err.message, { ...err.extra, requestId: c.var.requestId }), ...body }, err.status);
   }
   return c.json(body);
 });
 
-clientRoutes.all("/v1/*", countOutcome("/v1"), decide, async (c) => {
+/** A request that carries this deployment's own forwarding mark came back through a node: 508. */
+const loopGuard = createMiddleware<ClientApp>(async (c, next) => {
+  const mark = c.req.header(LOOP_HEADER);
+  if (mark !== undefined && mark === (await isolate.signer.mark(credentialKey(c.env)))) {
+    throw new HttpError(508, "loop_detected", "this request was forwarded by this gateway already: a node's endpoint points back at the gateway");
+  }
+  await next();
+});
+
+clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
   const decision = c.var.decision;
   if (decision.candidates.length === 0) throw refusal(decision);
-  const outcome = await proxyToCandidates(c.req.raw, decision.client.path, decision.candidates, observeAttempt(decision), headersTimeout(c.env));
+  const secret = credentialKey(c.env);
+  const outcome = await proxyToCandidates(c.req.raw, decision.client.path, decision.candidates, observeAttempt(decision), {
+    requestId: c.var.requestId,
+    loopMark: await isolate.signer.mark(secret),
+    sign: (node, method, path) => isolate.signer.headers(secret, node, method, path, Date.now()),
+    ...(c.env.FORWARD_CLIENT_COUNTRY === "true" ? { clientCountry: decision.client.country } : {}),
+    headersTimeoutMs: headersTimeout(c.env),
+  });
   const { carrier } = decision;
-  if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover");
+  if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
   // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
   const node = outcome.node;
   const routeName = node.kind === "hotspot" ? "offload" : "backbone";
   const counted = countedBody(outcome.response.body, c.req.raw.signal);
-  const response = served({ ...outcome, response: new Response(counted.body, outcome.response) }, decision, routeName);
+  const response = served({ ...outcome, response: new Response(counted.body, outcome.response) }, decision, routeName, c.var.requestId);
   response.headers.set("x-meridian-carrier", carrier.partner.id);
   response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
   const startedAt = Date.now();
@@ -70,12 +87,13 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), decide, async (c) => {
 });
 
 /** The node's response with the headers that say who served it and how it was routed. */
-function served(outcome: ProxyOutcome, decision: Decision, routeName: string): Response {
+function served(outcome: ProxyOutcome, decision: Decision, routeName: string, requestId: string): Response {
   const response = new Response(outcome.response.body, outcome.response);
   response.headers.set("x-meridian-node", outcome.node.id);
   response.headers.set("x-meridian-region", outcome.node.region);
   response.headers.set("x-meridian-route", routeName);
   response.headers.set("x-meridian-policy-version", String(decision.policy.version));
+  response.headers.set(REQUEST_ID_HEADER, requestId);
   return response;
 }
 
@@ -87,6 +105,13 @@ function observeAttempt(decision: Decision) {
     const ejection = isolate.outliers.recordFailure(node.id, node.region, regionSize, failure);
     if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
   };
+}
+
+/** The deployment secret requests are signed from; without it nothing is forwarded. */
+function credentialKey(env: Env): string {
+  const key = env.NODE_CREDENTIAL_KEY;
+  if (key === undefined || key.length < 32) throw new HttpError(503, "gateway_unconfigured", "NODE_CREDENTIAL_KEY is not configured: requests cannot be signed for nodes");
+  return key;
 }
 
 function headersTimeout(env: Env): number {
