@@ -22,6 +22,7 @@ import { admin } from "./admin";
 import { carriersAdmin } from "./admin-carriers";
 import { bearerToken, requireRole } from "./auth";
 import { geoFlagOf, parseCarrier, parseRequirements, parseResidency, resolveClient, subscriberKey } from "./client";
+import { consoleRoutes } from "./console";
 import { verifyCredential } from "./credentials";
 import type { Env } from "./env";
 import { HttpError, errorBody, renderError } from "./errors";
@@ -305,5 +306,6 @@ app.get("/nodes/connect", async (c) => {
 
 app.route("/admin", admin);
 app.route("/admin", carriersAdmin);
+app.route("/console", consoleRoutes(app));
 
 export default app;
