@@ -38,13 +38,12 @@ export async function explainPage(ctx) {
     h("fieldset", {}, h("legend", {}, "Requirements"), h("div", { class: "field" }, h("label", { for: "explain-kind" }, "Node kind"), kind), h("div", { class: "field" }, h("label", { for: "explain-gpu" }, "GPU class"), gpu), vramField, residencyField),
     h("button", { type: "submit" }, "Explain the route"),
   );
-  replace(ctx.main, h("h1", {}, "Route explainer"), h("div", { class: "split" }, form, h("div", {}, map.svg, result)));
-
-  /** Rule id -> its effect and reason, from the live policy. @type {Map<string, { effect: string, reason: string }>} */
+  /** Rule id -> its effect and reason, from the live policy (read before the form can be used). @type {Map<string, { effect: string, reason: string }>} */
   const rules = new Map();
   const live = await api("/admin/policy");
   const doc = isObject(live.body.document) ? live.body.document : {};
   for (const rule of objects(doc.rules)) rules.set(str(rule.id), { effect: str(rule.effect), reason: str(rule.reason) });
+  replace(ctx.main, h("h1", {}, "Route explainer"), h("div", { class: "split" }, form, h("div", {}, map.svg, result)));
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
