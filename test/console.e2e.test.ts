@@ -106,7 +106,7 @@ describe("console in a real browser", () => {
     await page.locator(`#node-table [data-node="${AGENT_ID}"]`).waitFor({ timeout: 15_000 });
     expect(await page.locator("#node-table tbody tr").count()).toBeGreaterThanOrEqual(2);
     await page.screenshot({ path: join(SHOTS, "fleet-1280.png"), fullPage: false });
-    if (DOC_SHOTS) await page.screenshot({ path: join(REPO_ROOT, "docs/console-fleet.png") });
+    if (DOC_SHOTS) await page.screenshot({ path: join(REPO_ROOT, "docs/console-fleet.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1100 } });
   });
 
   it("sees a killed agent leave the region's table", async () => {
@@ -138,7 +138,9 @@ describe("console in a real browser", () => {
 
     // Publishing without a reason is refused in the page; with one it goes live as version 2.
     await page.getByRole("button", { name: "Publish" }).click();
-    await expect(page.locator("#policy-notice").innerText()).resolves.toContain("reason is required");
+    // The browser's own validation stops the form: the reason field is required.
+    expect(await page.locator("#policy-reason:invalid").count()).toBe(1);
+    expect(await page.locator("#policy-notice [data-published]").count()).toBe(0);
     await page.getByLabel("Reason for the change").fill("audit of nrt");
     await page.getByRole("button", { name: "Publish" }).click();
     await page.locator('#policy-notice [data-published="2"]').waitFor();
@@ -166,6 +168,7 @@ describe("console in a real browser", () => {
 
   it("shows a stale publish as a conflict with what changed meanwhile", { timeout: 120_000 }, async () => {
     const page = editorPage;
+    await page.goto(`${gateway.url}/console/#/fleet`, { waitUntil: "domcontentloaded" });
     await page.goto(`${gateway.url}/console/#/policy`, { waitUntil: "domcontentloaded" });
     await page.locator('#policy-validation [data-valid="true"]').waitFor();
     // Someone else publishes version 4 behind the editor's back.

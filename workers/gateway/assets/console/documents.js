@@ -159,22 +159,20 @@ export async function documentPage(ctx, spec, into = ctx.main) {
       live = await loadLive();
       editor.value = live.text;
       reason.value = "";
-      replace(notice, h("p", { class: "ok", "data-published": String(live.version) }, `${done}: version ${live.version} is live (was ${before}).`));
-      renderDiff();
-      replace(validation);
       replace(dryRun);
-      await Promise.all([loadHistory(), loadAudit()]);
+      await Promise.all([loadHistory(), loadAudit(), check()]);
+      // Set last: the marker means the history and audit log shown already include this write.
+      replace(notice, h("p", { class: "ok", "data-published": String(live.version) }, `${done}: version ${live.version} is live (was ${before}).`));
     } catch (e) {
       if (e instanceof ApiError && e.status === 412) {
         // Someone published meanwhile: show what changed, rebase the draft's diff on the new live.
         const started = live;
         live = await loadLive();
+        await Promise.all([loadHistory(), loadAudit(), check()]);
         replace(
           notice,
           h("div", { class: "conflict", "data-conflict": String(live.version) }, h("p", { class: "error" }, `Version ${live.version} was published while you edited version ${started.version} (by ${live.actor}: ${live.reason}). Nothing was published. What changed meanwhile:`), diffView(started.text, live.text, "Changes published meanwhile"), h("p", {}, "Your draft is now compared with the new live version; review the diff and publish again.")),
         );
-        renderDiff();
-        await Promise.all([loadHistory(), loadAudit()]);
       } else {
         const issues = e instanceof ApiError ? [...objects(isObject(e.body.error) ? e.body.error.violations : []), ...objects(isObject(e.body.error) ? e.body.error.issues : [])] : [];
         replace(notice, h("p", { class: "error" }, e instanceof ApiError ? `${e.status} ${e.code}: ${e.message}` : String(e)), issues.length ? h("ul", {}, issues.map((i) => h("li", {}, `${str(i.path) || str(i.code)} ${str(i.message)}`))) : null);
