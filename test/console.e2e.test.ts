@@ -98,7 +98,7 @@ describe("console in a real browser", () => {
   it("draws at least 90 regions with nodes on the map and opens a region's nodes", { timeout: 120_000 }, async () => {
     const page = editorPage;
     const startedAt = performance.now();
-    await page.waitForFunction(() => document.querySelectorAll('.region-dot:not([data-nodes="0"])').length >= 90, undefined, { timeout: 30_000 });
+    await page.waitForFunction(`document.querySelectorAll('.region-dot:not([data-nodes="0"])').length >= 90`, undefined, { timeout: 30_000 });
     const regions = await page.locator('.region-dot:not([data-nodes="0"])').count();
     console.log(`[console-e2e] ${regions} regions with nodes on the map after ${(performance.now() - startedAt).toFixed(0)} ms`);
     expect(regions).toBeGreaterThanOrEqual(90);
