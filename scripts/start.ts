@@ -39,6 +39,7 @@ console.log(`
   curl -sN ${gateway.url}/v1/chat/completions -H 'x-client-lat: 40.71' -H 'x-client-lon: -74.0' -H 'x-client-country: US' -H 'x-meridian-kind: gpu' \\
        -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
   curl -s ${gateway.url}/admin/fleet -H "authorization: Bearer $(grep ^ADMIN_TOKEN .dev.vars | cut -d= -f2)"
+  console: ${gateway.url}/console/ (sign in with ADMIN_TOKEN from .dev.vars)
 Ctrl-C drains the fleet and stops the gateway.`);
 
 let stopping = false;

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { admin } from "./admin";
 import { carriersAdmin } from "./admin-carriers";
+import { consoleRoutes } from "./console";
 import { notFound, renderError } from "./errors";
 import { requestId } from "./request-id";
 import { clientRoutes } from "./routes/client";
@@ -27,5 +28,6 @@ app.route("/", clientRoutes); //    GET /route, ALL /v1/*
 app.route("/nodes", nodes); //      GET /nodes/connect (WebSocket)
 app.route("/admin", admin); //      fleet, enrollment, policy, audit
 app.route("/admin", carriersAdmin); // carrier partners, offload usage
+app.route("/console", consoleRoutes(app)); // sign-in and the console's API (pages are static assets)
 
 export default app;
