@@ -30,9 +30,11 @@ export interface TerritoryFeature {
     readonly legalBasis: string;
     /** Where the outline comes from. */
     readonly source: string;
-    /** Date of the source data (YYYY-MM-DD). */
+    /** Date the outline was drawn, or of the data it comes from (YYYY-MM-DD). */
     readonly date: string;
     readonly note: string;
+    /** For a hand-drawn outline: the place behind each vertex, in ring order (the closing repeat excluded). */
+    readonly landmarks?: readonly string[];
   };
   readonly geometry: PolygonGeometry;
 }

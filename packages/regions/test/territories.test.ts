@@ -45,6 +45,50 @@ describe("territory data", () => {
   it("checks Sevastopol before Crimea, which contains it", () => {
     const ids = TERRITORIES.map((t) => t.id);
     expect(ids.indexOf("sevastopol")).toBeLessThan(ids.indexOf("crimea"));
+    const crimea = TERRITORIES.find((t) => t.id === "crimea");
+    const sevastopol = TERRITORIES.find((t) => t.id === "sevastopol");
+    if (crimea === undefined || sevastopol === undefined) throw new Error("missing territory");
+    for (const [lon, lat] of sevastopol.geometry.coordinates[0] ?? []) expect(pointInPolygon(lon, lat, crimea.geometry), `${lon},${lat}`).toBe(true);
+  });
+
+  it("names the place behind every vertex of the hand-drawn outlines", () => {
+    for (const id of ["crimea", "dnr", "lnr"]) {
+      const t = TERRITORIES.find((x) => x.id === id);
+      const ring = t?.geometry.coordinates[0] ?? [];
+      const landmarks = t?.properties.landmarks ?? [];
+      expect(landmarks.length, id).toBe(ring.length - 1);
+      for (const landmark of landmarks) expect(landmark.length, id).toBeGreaterThan(10);
+    }
+  });
+
+  it("leaves no gap between the DNR and LNR outlines along their shared border", () => {
+    // The vertices on the Donetsk-Luhansk oblast border (and its two junctions) are the same in both files.
+    const onSharedBorder = (id: string) => {
+      const t = TERRITORIES.find((x) => x.id === id);
+      const ring = t?.geometry.coordinates[0] ?? [];
+      const landmarks = t?.properties.landmarks ?? [];
+      return ring.slice(0, -1).filter((_, i) => /Donetsk-Luhansk oblast border|junction of the Donetsk/.test(landmarks[i] ?? ""));
+    };
+    const key = ([lon, lat]: readonly [number, number]) => `${lon},${lat}`;
+    const shared = onSharedBorder("dnr");
+    expect(shared.map(key).sort()).toEqual(onSharedBorder("lnr").map(key).sort());
+    expect(shared.length).toBeGreaterThanOrEqual(6);
+    const sharedKeys = new Set(shared.map(key));
+    const dnr = TERRITORIES.find((t) => t.id === "dnr")?.geometry.coordinates[0] ?? [];
+    let sharedEdges = 0;
+    for (let i = 0; i + 1 < dnr.length; i++) {
+      const a = dnr[i];
+      const b = dnr[i + 1];
+      if (a === undefined || b === undefined || !sharedKeys.has(key(a)) || !sharedKeys.has(key(b))) continue;
+      sharedEdges++;
+      // Points just either side of the edge belong to one of the two.
+      for (const f of [0.1, 0.5, 0.9]) {
+        const lon = a[0] + f * (b[0] - a[0]);
+        const lat = a[1] + f * (b[1] - a[1]);
+        for (const d of [-0.002, 0.002]) expect(territoryAt(lat, lon + d)?.id, `${lat},${lon + d}`).toMatch(/^(dnr|lnr)$/);
+      }
+    }
+    expect(sharedEdges).toBe(shared.length - 1);
   });
 });
 
@@ -111,6 +155,24 @@ describe("territoryAt", () => {
     ["Luhansk", 48.574, 39.3078, "lnr"],
     ["Sievierodonetsk", 48.948, 38.4917, "lnr"],
     ["Starobilsk", 49.2786, 38.9103, "lnr"],
+    // Near the outlines' edges: each side of the Donetsk-Luhansk line and of the outer borders.
+    ["Feodosia", 45.0319, 35.3824, "crimea"],
+    ["Sviatohirsk", 49.0333, 37.5667, "dnr"],
+    ["Siversk", 48.8667, 38.1, "dnr"],
+    ["Bakhmut", 48.5947, 38.0008, "dnr"],
+    ["Velyka Novosilka", 47.8431, 36.8272, "dnr"],
+    ["Novoazovsk", 47.1128, 38.0811, "dnr"],
+    ["Lysychansk", 48.9047, 38.4275, "lnr"],
+    ["Kreminna", 49.0489, 38.2178, "lnr"],
+    ["Svatove", 49.41, 38.1633, "lnr"],
+    ["Stanytsia Luhanska", 48.6528, 39.4894, "lnr"],
+    ["Bilovodsk", 49.2089, 39.5806, "lnr"],
+    ["Milove", 49.3797, 40.1336, "lnr"],
+    ["Henichesk", 46.1731, 34.8147, undefined],
+    ["Berdiansk", 46.7567, 36.7986, undefined],
+    ["Izium", 49.2103, 37.2583, undefined],
+    ["Kupiansk", 49.7114, 37.6158, undefined],
+    ["Taganrog", 47.2097, 38.9356, undefined],
     ["Kyiv", 50.4501, 30.5234, undefined],
     ["Kharkiv", 49.9935, 36.2304, undefined],
     ["Zaporizhzhia", 47.8388, 35.1396, undefined],
