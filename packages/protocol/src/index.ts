@@ -7,3 +7,4 @@ export * from "./policy";
 export * from "./liveness";
 export * from "./carriers";
 export * from "./request-signature";
+export * from "./node-slot";

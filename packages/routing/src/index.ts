@@ -1,4 +1,4 @@
-export { FleetIndex, GEO_FLAG_PENALTY_MS, SLOT_COUNT, SLOW_START_MS, SLOW_START_PENALTY_MS, SUSPECT_PENALTY_MS, slotContext, slotOf, slowStartPenaltyMs } from "./fleet-index";
+export { FleetIndex, GEO_FLAG_PENALTY_MS, SLOT_COUNT, SLOW_START_MS, SLOW_START_PENALTY_MS, SUSPECT_PENALTY_MS, slotContext, slotOf, slowStartPenaltyMs, unitVector } from "./fleet-index";
 export {
   DialBook,
   chooseOffload,
