@@ -8,3 +8,4 @@ export * from "./liveness";
 export * from "./carriers";
 export * from "./request-signature";
 export * from "./node-slot";
+export * from "./fleet-codec";
