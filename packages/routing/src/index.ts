@@ -28,3 +28,15 @@ export {
   type SlotPolicy,
 } from "./route";
 export { DEFAULT_OUTLIER_CONFIG, OutlierDetector, type Ejection, type OutlierConfig } from "./outliers";
+export {
+  CHANGE_LOG_LIMIT,
+  FEED_TIMING,
+  FleetLog,
+  REPLICAS,
+  coloCacheKey,
+  coloCacheUsable,
+  refreshAction,
+  replicaFor,
+  streamFrameDue,
+  type RefreshAction,
+} from "./fleet-feed";

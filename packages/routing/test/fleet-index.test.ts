@@ -58,7 +58,9 @@ const queryArb = fc.record({
   maxDistanceKm: fc.option(fc.integer({ min: 500, max: 20_000 }), { nil: undefined }),
 });
 
-function answer(index: FleetIndex, q: fc.TypeOf<typeof queryArb>) {
+type Query = typeof queryArb extends fc.Arbitrary<infer T> ? T : never;
+
+function answer(index: FleetIndex, q: Query) {
   const refused = new Set(q.refused.map(([r, s]) => `${r}/${s}`));
   const input: RouteInput = {
     client: q.client,

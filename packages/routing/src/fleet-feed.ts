@@ -1,0 +1,168 @@
+import type { FleetAnswer, NodeRecord, NodeUpdate } from "@meridian/protocol";
+import { nearestRegion, type Continent } from "@meridian/regions";
+
+/**
+ * How fleet state flows from the primary Directory to the isolates, as pure code: the
+ * versioned log that the primary and every replica keep, and the freshness rules of each
+ * tier. The same functions drive the scale simulation (bench/scale.ts) and are meant to
+ * drive the Durable Objects and the per-colo cache in workers/gateway.
+ *
+ *   hubs ──batches──▶ primary ──one delta frame per replica per streamMs──▶ replicas (one per continent)
+ *   replica ◀──since(epoch, version), at most once per colo per coloCacheTtlMs── colo cache (Cache API)
+ *   colo cache ◀──every isolateRefreshMs── isolates of that colo
+ */
+export const FEED_TIMING = {
+  /** An isolate serves from memory and refreshes in the background once its copy is this old. */
+  isolateRefreshMs: 150,
+  /** Older than this (an idle isolate), the copy is not trusted: the request waits for a refresh. */
+  isolateMaxAgeMs: 2000,
+  /** A colo cache entry answers the isolates of its colo for this long before one of them refetches. */
+  coloCacheTtlMs: 100,
+  /** The primary sends each replica at most one delta frame this often (and only when something changed). */
+  streamMs: 200,
+} as const;
+
+/** Replicas, one per continent: isolates ask the one of their colo's continent. */
+export const REPLICAS: readonly Continent[] = ["NA", "SA", "EU", "AF", "AS", "OC"];
+
+/** The replica an isolate at this point asks (the continent of the nearest catalog region). */
+export function replicaFor(lat: number, lon: number): Continent {
+  return nearestRegion(lat, lon).continent;
+}
+
+export type RefreshAction = "serve" | "serve-and-refresh" | "wait";
+
+/** What an isolate does with its copy on a request (stale-while-revalidate). */
+export function refreshAction(copy: { loaded: boolean; fetchedAt: number; refreshing: boolean }, now: number): RefreshAction {
+  if (!copy.loaded || now - copy.fetchedAt > FEED_TIMING.isolateMaxAgeMs) return "wait";
+  if (now - copy.fetchedAt > FEED_TIMING.isolateRefreshMs && !copy.refreshing) return "serve-and-refresh";
+  return "serve";
+}
+
+/**
+ * The colo cache key for "changes since `version` of `epoch`". Isolates of a colo follow the
+ * same chain of answers (each read moves them to the version the answer carries), so they
+ * ask the same keys and one fetch per key and TTL serves all of them.
+ */
+export function coloCacheKey(epoch: string | null, version: number): string {
+  return epoch === null ? "fleet/full" : `fleet/${epoch}/${version}`;
+}
+
+/** Whether a colo cache entry stored at `storedAt` may still answer. */
+export function coloCacheUsable(storedAt: number, now: number): boolean {
+  return now - storedAt <= FEED_TIMING.coloCacheTtlMs;
+}
+
+/** Whether the primary sends a replica a frame now. */
+export function streamFrameDue(lastSentAt: number, now: number, replicaVersion: number, primaryVersion: number): boolean {
+  return primaryVersion > replicaVersion && now - lastSentAt >= FEED_TIMING.streamMs;
+}
+
+/** How many recent changes a log keeps to answer deltas; older callers get a full copy. */
+export const CHANGE_LOG_LIMIT = 50_000;
+
+/**
+ * The fleet as one versioned map with a log of recent changes: what the primary Directory
+ * keeps (fed by hub updates, one version per update) and what each replica keeps (fed by the
+ * primary's deltas, taking the primary's epoch and versions so an isolate may move between
+ * replicas). `since` answers an isolate or a replica with a delta, or a full copy when the
+ * asker's version is not covered by the log.
+ */
+export class FleetLog {
+  private readonly nodes = new Map<string, NodeRecord>();
+  private epochId: string;
+  private current = 0;
+  private documents = { policyVersion: 0, carriersVersion: 0 };
+  /** Node ids in the order they changed; changeVersions[i] is the version of change i. */
+  private changedIds: string[] = [];
+  private changeVersions: number[] = [];
+  /** The log holds every change after this version: an asker at or past it can get a delta. */
+  private floor = 0;
+
+  constructor(epoch: string) {
+    this.epochId = epoch;
+  }
+
+  get epoch(): string {
+    return this.epochId;
+  }
+
+  get version(): number {
+    return this.current;
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  setDocuments(policyVersion: number, carriersVersion: number): void {
+    this.documents = { policyVersion: Math.max(policyVersion, this.documents.policyVersion), carriersVersion: Math.max(carriersVersion, this.documents.carriersVersion) };
+  }
+
+  /** Primary: whole-record updates from a hub; stale ones (lower or equal seq) are ignored. Returns the new version. */
+  applyUpdates(updates: readonly NodeUpdate[]): number {
+    for (const update of updates) {
+      const known = this.nodes.get(update.id);
+      if (known !== undefined && known.seq >= update.seq) continue;
+      if ("gone" in update) {
+        if (known === undefined) continue;
+        this.nodes.delete(update.id);
+      } else this.nodes.set(update.id, update);
+      this.log(update.id, this.current + 1);
+    }
+    this.trim();
+    return this.current;
+  }
+
+  /** Replica: takes the primary's answer as it is (versions and epoch included). */
+  applyAnswer(answer: FleetAnswer): void {
+    if (answer.kind === "full") {
+      this.nodes.clear();
+      for (const node of answer.nodes) this.nodes.set(node.id, node);
+      this.changedIds = [];
+      this.changeVersions = [];
+      this.epochId = answer.epoch;
+      this.floor = answer.version;
+    } else {
+      for (const update of answer.updates) {
+        if ("gone" in update) this.nodes.delete(update.id);
+        else this.nodes.set(update.id, update);
+        this.changedIds.push(update.id);
+        this.changeVersions.push(answer.version);
+      }
+      this.trim();
+    }
+    this.current = answer.version;
+    this.setDocuments(answer.policyVersion, answer.carriersVersion);
+  }
+
+  /** Everything changed after `version` of `epoch`, or the full fleet when that is not known here. */
+  since(epoch: string | null, version: number): FleetAnswer {
+    const versions = { epoch: this.epochId, version: this.current, ...this.documents };
+    if (epoch !== this.epochId || version < this.floor || version > this.current) {
+      return { kind: "full", ...versions, nodes: [...this.nodes.values()] };
+    }
+    const changed = new Set<string>();
+    for (let i = this.changeVersions.length - 1; i >= 0 && (this.changeVersions[i] ?? 0) > version; i--) {
+      const id = this.changedIds[i];
+      if (id !== undefined) changed.add(id);
+    }
+    const updates: NodeUpdate[] = [];
+    for (const id of changed) updates.push(this.nodes.get(id) ?? { id, region: "", gone: true, seq: Number.MAX_SAFE_INTEGER });
+    return { kind: "delta", ...versions, updates };
+  }
+
+  private log(id: string, version: number): void {
+    this.current = version;
+    this.changedIds.push(id);
+    this.changeVersions.push(version);
+  }
+
+  private trim(): void {
+    if (this.changedIds.length <= CHANGE_LOG_LIMIT * 2) return;
+    const drop = this.changedIds.length - CHANGE_LOG_LIMIT;
+    this.floor = this.changeVersions[drop - 1] ?? this.floor;
+    this.changedIds = this.changedIds.slice(-CHANGE_LOG_LIMIT);
+    this.changeVersions = this.changeVersions.slice(-CHANGE_LOG_LIMIT);
+  }
+}
