@@ -8,18 +8,28 @@ import { nearestRegion, type Continent } from "@meridian/regions";
  * drive the Durable Objects and the per-colo cache in workers/gateway.
  *
  *   hubs ──batches──▶ primary ──one delta frame per replica per streamMs──▶ replicas (one per continent)
- *   replica ◀──since(epoch, version), at most once per colo per coloCacheTtlMs── colo cache (Cache API)
+ *   replica ◀──since(epoch, version), about once per colo per coloCacheTtlMs── colo cache (Cache API)
  *   colo cache ◀──every isolateRefreshMs── isolates of that colo
+ *
+ * The colo cache holds one entry, the colo's head: the latest answer an isolate of the colo
+ * fetched, with the version it starts from. Every isolate that reads a fresh head moves to
+ * its version, so the isolates of a colo stay together and the next head (fetched by one
+ * of them, since that version) serves all of them again.
  */
 export const FEED_TIMING = {
   /** An isolate serves from memory and refreshes in the background once its copy is this old. */
   isolateRefreshMs: 150,
   /** Older than this (an idle isolate), the copy is not trusted: the request waits for a refresh. */
   isolateMaxAgeMs: 2000,
-  /** A colo cache entry answers the isolates of its colo for this long before one of them refetches. */
-  coloCacheTtlMs: 100,
+  /** The colo's head answers the isolates of its colo for this long before one of them refetches. */
+  coloCacheTtlMs: 200,
+  /**
+   * An isolate that finds the head stale waits a random part of this, then reads it again
+   * before fetching: of the isolates that find it stale together, most find it renewed.
+   */
+  coloRefetchJitterMs: 30,
   /** The primary sends each replica at most one delta frame this often (and only when something changed). */
-  streamMs: 200,
+  streamMs: 150,
 } as const;
 
 /** Replicas, one per continent: isolates ask the one of their colo's continent. */
@@ -39,18 +49,27 @@ export function refreshAction(copy: { loaded: boolean; fetchedAt: number; refres
   return "serve";
 }
 
-/**
- * The colo cache key for "changes since `version` of `epoch`". Isolates of a colo follow the
- * same chain of answers (each read moves them to the version the answer carries), so they
- * ask the same keys and one fetch per key and TTL serves all of them.
- */
-export function coloCacheKey(epoch: string | null, version: number): string {
-  return epoch === null ? "fleet/full" : `fleet/${epoch}/${version}`;
+/** The colo cache key of the full snapshot (cold isolates) and of the colo's head (everyone else). */
+export const COLO_FULL_KEY = "fleet/full";
+export const COLO_HEAD_KEY = "fleet/head";
+
+/** A colo cache entry: an answer, the version it starts from (-1 for a full copy), when it was stored. */
+export interface ColoEntry {
+  answer: FleetAnswer;
+  base: number;
+  storedAt: number;
 }
 
-/** Whether a colo cache entry stored at `storedAt` may still answer. */
-export function coloCacheUsable(storedAt: number, now: number): boolean {
-  return now - storedAt <= FEED_TIMING.coloCacheTtlMs;
+/** Whether a colo entry may bring an isolate at (epoch, version) up to date now. */
+export function coloEntryServes(entry: ColoEntry, copy: { epoch: string | null; version: number }, now: number): boolean {
+  if (now - entry.storedAt > FEED_TIMING.coloCacheTtlMs) return false;
+  if (entry.answer.kind === "full") return true;
+  return entry.answer.epoch === copy.epoch && entry.base <= copy.version;
+}
+
+/** Whether a freshly fetched answer should become the colo's head (never a step back). */
+export function coloEntryReplaces(existing: ColoEntry | undefined, incoming: ColoEntry): boolean {
+  return existing === undefined || existing.answer.epoch !== incoming.answer.epoch || incoming.answer.version > existing.answer.version || incoming.storedAt - existing.storedAt > FEED_TIMING.coloCacheTtlMs;
 }
 
 /** Whether the primary sends a replica a frame now. */

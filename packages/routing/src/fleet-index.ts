@@ -223,15 +223,19 @@ export class FleetIndex {
 
   /** The hot columns of one node, as routing reads them. */
   private write(i: number, r: NodeRecord): void {
+    const gpu = r.gpu;
+    const health = r.health;
+    const gpuClass = gpu === undefined ? undefined : gpu.class;
     this.kind[i] = KIND_CODE[r.kind];
-    this.gpuClass[i] = gpuClassCode(r.gpu?.class);
-    this.vramGb[i] = r.gpu?.vramGb ?? 0;
-    this.healthy[i] = r.health === "healthy" || r.health === "suspect" ? 1 : 0;
-    this.penaltyMs[i] = (r.health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
-    this.returnedAt[i] = r.health === "healthy" && r.returnedAt !== undefined ? r.returnedAt : 0;
+    this.gpuClass[i] = gpuClassCode(gpuClass);
+    this.vramGb[i] = gpu === undefined ? 0 : gpu.vramGb;
+    this.healthy[i] = health === "healthy" || health === "suspect" ? 1 : 0;
+    this.penaltyMs[i] = (health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
+    const returnedAt = r.returnedAt;
+    this.returnedAt[i] = health === "healthy" && returnedAt !== undefined ? returnedAt : 0;
     this.free[i] = r.free;
     this.load[i] = r.load;
-    this.slot[i] = slotOf(r.kind, r.gpu?.class);
+    this.slot[i] = slotOf(r.kind, gpuClass);
   }
 
   private remove(at: number, touched: number[]): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FEED_TIMING, FleetLog, coloCacheKey, coloCacheUsable, refreshAction, streamFrameDue } from "../src";
+import { FEED_TIMING, FleetLog, coloEntryReplaces, coloEntryServes, refreshAction, streamFrameDue, type ColoEntry } from "../src";
 import { node } from "./fixtures";
 
 describe("FleetLog", () => {
@@ -35,10 +35,16 @@ describe("feed timing", () => {
     expect(refreshAction({ loaded: true, fetchedAt: 0, refreshing: false }, FEED_TIMING.isolateRefreshMs + 1)).toBe("serve-and-refresh");
     expect(refreshAction({ loaded: true, fetchedAt: 0, refreshing: true }, FEED_TIMING.isolateRefreshMs + 1)).toBe("serve");
     expect(refreshAction({ loaded: true, fetchedAt: 0, refreshing: true }, FEED_TIMING.isolateMaxAgeMs + 1)).toBe("wait");
-    expect(coloCacheKey(null, 0)).toBe("fleet/full");
-    expect(coloCacheKey("e", 7)).toBe("fleet/e/7");
-    expect(coloCacheUsable(0, FEED_TIMING.coloCacheTtlMs)).toBe(true);
-    expect(coloCacheUsable(0, FEED_TIMING.coloCacheTtlMs + 1)).toBe(false);
+    const head: ColoEntry = { answer: { kind: "delta", epoch: "e", version: 10, policyVersion: 1, carriersVersion: 0, updates: [] }, base: 7, storedAt: 0 };
+    expect(coloEntryServes(head, { epoch: "e", version: 7 }, FEED_TIMING.coloCacheTtlMs)).toBe(true);
+    expect(coloEntryServes(head, { epoch: "e", version: 6 }, 0)).toBe(false);
+    expect(coloEntryServes(head, { epoch: "other", version: 8 }, 0)).toBe(false);
+    expect(coloEntryServes(head, { epoch: "e", version: 8 }, FEED_TIMING.coloCacheTtlMs + 1)).toBe(false);
+    const full: ColoEntry = { answer: { kind: "full", epoch: "e", version: 10, policyVersion: 1, carriersVersion: 0, nodes: [] }, base: -1, storedAt: 0 };
+    expect(coloEntryServes(full, { epoch: null, version: 0 }, 0)).toBe(true);
+    expect(coloEntryReplaces(head, { ...head, answer: { ...head.answer, version: 9 }, storedAt: 5 })).toBe(false);
+    expect(coloEntryReplaces(head, { ...head, answer: { ...head.answer, version: 11 }, storedAt: 5 })).toBe(true);
+    expect(coloEntryReplaces(undefined, head)).toBe(true);
     expect(streamFrameDue(0, FEED_TIMING.streamMs, 3, 4)).toBe(true);
     expect(streamFrameDue(0, FEED_TIMING.streamMs, 4, 4)).toBe(false);
     expect(streamFrameDue(0, FEED_TIMING.streamMs - 1, 3, 4)).toBe(false);
