@@ -70,7 +70,7 @@ describe("fleet codec", () => {
       }),
       { numRuns: 500 },
     );
-  });
+  }, 60_000);
 
   it("keeps -0, NaN and infinities as they are", () => {
     const base: NodeRecord = { id: "n-1", kind: "hotspot", region: "fra", capacity: 4, endpoint: "https://n-1.x", health: "healthy", healthReason: "hello", healthSince: 0, load: -0, inFlight: 0, free: Number.NaN, connectedAt: Number.POSITIVE_INFINITY, seq: -0 };
@@ -98,7 +98,7 @@ describe("fleet codec", () => {
       }),
       { numRuns: 500 },
     );
-  });
+  }, 60_000);
 
   it("spends well under 40 bytes a node on a fleet like the simulator's, and a delta follows its changes", () => {
     const nodes: NodeRecord[] = [];
