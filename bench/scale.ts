@@ -13,7 +13,7 @@
 import { planFleet, seededRandom } from "@meridian/node-agent";
 import { agentLoad, encodeFleetAnswer, sortedById, type FleetAnswer, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
-import { COLO_HEAD_KEY, FEED_TIMING, FleetIndex, FleetLog, REPLICAS, coloEntryReplaces, coloEntryServes, refreshAction, replicaFor, streamFrameDue, type ColoEntry } from "@meridian/routing";
+import { COLO_HEAD_KEY, FEED_TIMING, FleetIndex, FleetLog, REPLICAS, coloEntryReplaces, coloEntryServes, coloLease, refreshAction, replicaFor, streamFrameDue, type ColoEntry } from "@meridian/routing";
 import { benchFixtures, type Query } from "./routing";
 import os from "node:os";
 import { printTable, summarize } from "./lib/stats";
@@ -318,10 +318,10 @@ function simulate(fleet: Fleet, isolatesPerColo: number, seconds: number, warmSe
       const refresh = () => {
         copy.refreshing = true;
         if (fromColo()) return;
-        // Stale head: wait a little and look again, so that one isolate of the colo fetches, not all.
-        events.push(clock.now + random() * FEED_TIMING.coloRefetchJitterMs, () => {
-          if (!fromColo()) fetchFromReplica();
-        });
+        // Stale head: lease it, so the colo's other isolates keep it while this one fetches.
+        const head = cache.get(COLO_HEAD_KEY);
+        if (head !== undefined) cache.set(COLO_HEAD_KEY, coloLease(head, clock.now));
+        fetchFromReplica();
       };
       // The first request after the copy is due for a refresh (requests arrive as a Poisson stream).
       const nextRequest = () => {

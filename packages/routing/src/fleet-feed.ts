@@ -24,10 +24,11 @@ export const FEED_TIMING = {
   /** The colo's head answers the isolates of its colo for this long before one of them refetches. */
   coloCacheTtlMs: 200,
   /**
-   * An isolate that finds the head stale waits a random part of this, then reads it again
-   * before fetching: of the isolates that find it stale together, most find it renewed.
+   * An isolate that finds the head stale takes a lease on it (writes it back with
+   * `leaseUntil`) before fetching: until the lease ends, the other isolates of the colo keep
+   * using the head instead of fetching too. Longer than an isolate→replica round trip.
    */
-  coloRefetchJitterMs: 30,
+  coloLeaseMs: 150,
   /** The primary sends each replica at most one delta frame this often (and only when something changed). */
   streamMs: 150,
 } as const;
@@ -58,13 +59,20 @@ export interface ColoEntry {
   answer: FleetAnswer;
   base: number;
   storedAt: number;
+  /** Set by the isolate that is fetching a newer head: until then, others keep this one. */
+  leaseUntil?: number;
 }
 
 /** Whether a colo entry may bring an isolate at (epoch, version) up to date now. */
 export function coloEntryServes(entry: ColoEntry, copy: { epoch: string | null; version: number }, now: number): boolean {
-  if (now - entry.storedAt > FEED_TIMING.coloCacheTtlMs) return false;
+  if (now - entry.storedAt > FEED_TIMING.coloCacheTtlMs && now >= (entry.leaseUntil ?? 0)) return false;
   if (entry.answer.kind === "full") return true;
   return entry.answer.epoch === copy.epoch && entry.base <= copy.version;
+}
+
+/** The head as the isolate that fetches its successor writes it back (see coloLeaseMs). */
+export function coloLease(entry: ColoEntry, now: number): ColoEntry {
+  return { ...entry, leaseUntil: now + FEED_TIMING.coloLeaseMs };
 }
 
 /** Whether a freshly fetched answer should become the colo's head (never a step back). */

@@ -36,6 +36,7 @@ export {
   COLO_FULL_KEY,
   COLO_HEAD_KEY,
   coloEntryReplaces,
+  coloLease,
   coloEntryServes,
   refreshAction,
   replicaFor,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FEED_TIMING, FleetLog, coloEntryReplaces, coloEntryServes, refreshAction, streamFrameDue, type ColoEntry } from "../src";
+import { FEED_TIMING, FleetLog, coloEntryReplaces, coloEntryServes, coloLease, refreshAction, streamFrameDue, type ColoEntry } from "../src";
 import { node } from "./fixtures";
 
 describe("FleetLog", () => {
@@ -40,6 +40,10 @@ describe("feed timing", () => {
     expect(coloEntryServes(head, { epoch: "e", version: 6 }, 0)).toBe(false);
     expect(coloEntryServes(head, { epoch: "other", version: 8 }, 0)).toBe(false);
     expect(coloEntryServes(head, { epoch: "e", version: 8 }, FEED_TIMING.coloCacheTtlMs + 1)).toBe(false);
+    // Leased by an isolate that is fetching: the others keep it a little longer.
+    const leased = coloLease(head, FEED_TIMING.coloCacheTtlMs + 1);
+    expect(coloEntryServes(leased, { epoch: "e", version: 8 }, FEED_TIMING.coloCacheTtlMs + 2)).toBe(true);
+    expect(coloEntryServes(leased, { epoch: "e", version: 8 }, FEED_TIMING.coloCacheTtlMs + 1 + FEED_TIMING.coloLeaseMs)).toBe(false);
     const full: ColoEntry = { answer: { kind: "full", epoch: "e", version: 10, policyVersion: 1, carriersVersion: 0, nodes: [] }, base: -1, storedAt: 0 };
     expect(coloEntryServes(full, { epoch: null, version: 0 }, 0)).toBe(true);
     expect(coloEntryReplaces(head, { ...head, answer: { ...head.answer, version: 9 }, storedAt: 5 })).toBe(false);
