@@ -188,7 +188,12 @@ class Reader {
 
   string(): string {
     const n = this.count(this.buf.length - this.at, "string length");
-    const s = this.text.decode(this.buf.subarray(this.at, this.at + n));
+    let s: string;
+    try {
+      s = this.text.decode(this.buf.subarray(this.at, this.at + n));
+    } catch {
+      throw new FleetCodecError(`invalid UTF-8 at byte ${this.at}`);
+    }
     this.at += n;
     return s;
   }

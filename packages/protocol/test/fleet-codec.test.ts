@@ -79,6 +79,10 @@ describe("fleet codec", () => {
     expect(out.kind === "full" && Object.is(out.nodes[0]?.load, -0)).toBe(true);
   });
 
+  it("refuses invalid UTF-8 with its own error", () => {
+    expect(() => decodeFleetAnswer(Uint8Array.from([FLEET_CODEC_FORMAT, 0, 1, 128]))).toThrow(FleetCodecError);
+  });
+
   it("refuses an unknown format, truncated input and trailing bytes", () => {
     const bytes = encodeFleetAnswer({ kind: "delta", epoch: "e", version: 3, policyVersion: 1, carriersVersion: 0, updates: [{ id: "gone-1", region: "", gone: true, seq: 9 }] });
     expect(bytes[0]).toBe(FLEET_CODEC_FORMAT);
@@ -96,7 +100,7 @@ describe("fleet codec", () => {
           expect(err).toBeInstanceOf(FleetCodecError);
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 2000 },
     );
   }, 60_000);
 
