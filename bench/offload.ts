@@ -15,7 +15,7 @@ import { seededRandom, silentLogger, startSimulator, type PlannedNode } from "@m
 import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
 import { PolicyDocumentSchema, type CarrierPartner, type NodeRecord } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
-import { DialBook, FleetIndex, chooseOffload, route, slotContext, subscriberBucket, type SlotPolicy } from "@meridian/routing";
+import { DialBook, FleetIndex, chooseOffload, route, subscriberBucket, type SlotPolicy } from "@meridian/routing";
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
 import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd } from "./lib/workerd";
@@ -47,11 +47,7 @@ function makeFleet(size: number, partners: CarrierPartner[], random: () => numbe
 }
 
 function slotPolicy(policy: CompiledPolicy, country: string): SlotPolicy {
-  const judge = policy.forClient({ country });
-  return (region, slot) => {
-    const id = REGIONS[region]?.id;
-    return id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
-  };
+  return policy.forClient({ country }).allows;
 }
 
 interface Query {

@@ -16,7 +16,6 @@ import {
   FleetIndex,
   LOAD_PENALTY_MS,
   route,
-  slotContext,
   type ClientPoint,
   type NodeFilter,
   type RouteDecision,
@@ -174,12 +173,9 @@ function clientContext(q: Query): ClientContext {
   };
 }
 
-/** The policy per (region, slot), as the gateway passes it to route(). */
+/** The policy per (region, slot), as the gateway passes it to route(): the judge's own verdicts. */
 function slotPolicy(judge: NodeJudge): SlotPolicy {
-  return (region, slot) => {
-    const id = REGIONS[region]?.id;
-    return id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
-  };
+  return judge.allows;
 }
 
 function decideIndexed(index: FleetIndex, policy: CompiledPolicy, q: Query): RouteDecision {

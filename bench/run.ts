@@ -2,7 +2,7 @@
  * `pnpm bench` (or `npm run bench`): the whole benchmark suite, one part after another so
  * the parts do not disturb each other. Prints tables for people; `--json` also writes
  * bench/results.json. `--smoke` is the short variant CI runs so the suite cannot rot.
- * `--only routing,gateway,heartbeat,failover,detector,offload` picks parts.
+ * `--only routing,gateway,heartbeat,failover,detector,offload,scale` picks parts.
  */
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -16,9 +16,10 @@ import { runHeartbeatBench } from "./heartbeat";
 import { runOffloadBench } from "./offload";
 import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
+import { runScaleBench } from "./scale";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
-const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,detector,offload").split(","));
+const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,detector,offload,scale").split(","));
 const smoke = values.smoke ?? false;
 
 const GOALS: Record<string, string> = {
@@ -37,6 +38,10 @@ const GOALS: Record<string, string> = {
   detector_silent_ms_p99: "<= 3500",
   offload_ledger_requests_missing: "0",
   offload_ledger_bytes_missing: "0",
+  scale_primary_rps_1000_isolates: "<= 50",
+  scale_freshness_ms_p99: "<= 1000",
+  snapshot_bytes_per_node: "<= 40",
+  index_update_us_per_1000_changes_100k: "<= 1000",
 };
 
 /** The baselines come from Debian: install them for a full run when missing (root only). */
@@ -62,6 +67,7 @@ if (parts.has("heartbeat")) Object.assign(results, await runHeartbeatBench({ smo
 if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke }));
 if (parts.has("detector")) Object.assign(results, runDetectorBench({ smoke }));
 if (parts.has("offload")) Object.assign(results, await runOffloadBench({ smoke }));
+if (parts.has("scale")) Object.assign(results, await runScaleBench({ smoke }));
 
 printTable(
   "results",

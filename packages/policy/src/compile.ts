@@ -1,5 +1,5 @@
-import { UNKNOWN_COUNTRY, type GpuClass, type NodeKind, type PolicyDocument, type PolicyMatch, type PolicyRule } from "@meridian/protocol";
-import { getRegion } from "@meridian/regions";
+import { SLOT_COUNT, UNKNOWN_COUNTRY, slotContext, slotOf, type GpuClass, type NodeKind, type PolicyDocument, type PolicyMatch, type PolicyRule } from "@meridian/protocol";
+import { REGIONS, getRegion, regionIndex } from "@meridian/regions";
 
 /** Who is asking. Unknown country counts as "XX"; absent tenant or residency matches no rule on them. */
 export interface ClientContext {
@@ -21,7 +21,15 @@ export interface Decision {
   rules: string[];
 }
 
-export type NodeJudge = (node: NodeContext) => Decision;
+/**
+ * The policy for one client. Called with a node, it gives the verdict and the deciding rules;
+ * `allows(region, slot)` is the same verdict as routing asks it on its hot path, for nodes of
+ * catalog region `region` (index into REGIONS) in policy slot `slot` (see slotOf).
+ */
+export interface NodeJudge {
+  (node: NodeContext): Decision;
+  readonly allows: (region: number, slot: number) => boolean;
+}
 
 export const DEFAULT_RULE_ID = { allow: "default-allow", deny: "default-deny" } as const;
 
@@ -114,7 +122,7 @@ const JUDGE_CACHE_LIMIT = 4096;
 
 /**
  * A policy version compiled for the hot path: group references resolved to sets, rules
- * split by what they look at, and one memoized judge per client context.
+ * split by what they look at, and one judge per client context holding its verdicts.
  */
 export class CompiledPolicy {
   readonly rules: readonly CompiledRule[];
@@ -144,7 +152,7 @@ export class CompiledPolicy {
     return this.forClient(client)(node);
   }
 
-  /** A judge for one client: client-side conditions are settled once, node-side per node (memoized). */
+  /** A judge for one client: client-side conditions are settled once, node-side once per (region, slot). */
   forClient(client: ClientContext): NodeJudge {
     const key = `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
     const cached = this.judges.get(key);
@@ -154,12 +162,8 @@ export class CompiledPolicy {
         CLIENT_FIELDS.every((f) => rule.match[f] === undefined || holds(rule.match[f], clientValue(client, f))) &&
         !CLIENT_FIELDS.some((f) => holds(rule.except[f], clientValue(client, f))),
     );
-    const memo = new Map<string, Decision>();
     const defaultDecision: Decision = { allowed: this.document.defaultEffect === "allow", rules: [DEFAULT_RULE_ID[this.document.defaultEffect]] };
-    const judge: NodeJudge = (node) => {
-      const nodeKey = `${node.region}|${node.kind}|${node.gpuClass ?? ""}`;
-      const known = memo.get(nodeKey);
-      if (known !== undefined) return known;
+    const evaluate = (node: NodeContext): Decision => {
       const deny: string[] = [];
       const allow: string[] = [];
       for (const rule of applicable) {
@@ -167,13 +171,45 @@ export class CompiledPolicy {
         if (NODE_FIELDS.some((f) => holds(rule.except[f], nodeValue(node, f)))) continue;
         (rule.effect === "deny" ? deny : allow).push(rule.id);
       }
-      const decision: Decision = deny.length > 0 ? { allowed: false, rules: deny } : allow.length > 0 ? { allowed: true, rules: allow } : defaultDecision;
-      memo.set(nodeKey, decision);
-      return decision;
+      return deny.length > 0 ? { allowed: false, rules: deny } : allow.length > 0 ? { allowed: true, rules: allow } : defaultDecision;
     };
+    // The one verdict cache: a node's verdict depends only on its region and slot, so each
+    // (region, slot) is judged once per client judge and kept in a flat array. A code is
+    // 2 * (1 + position in `decisions`) + (1 when allowed); 0 means not judged yet.
+    const codes = new Uint16Array(REGIONS.length * SLOT_COUNT);
+    const decisions: Decision[] = [];
+    const positions = new Map<string, number>();
+    const settle = (region: number, slot: number): number => {
+      const at = region * SLOT_COUNT + slot;
+      const id = REGIONS[region]?.id;
+      // Outside the catalog or the slot range nothing is known: refuse (fail closed).
+      if (id === undefined || slot < 0 || slot >= SLOT_COUNT) return 2;
+      const decision = evaluate({ region: id, ...slotContext(slot) });
+      const key = `${decision.allowed ? 1 : 0}${decision.rules.join(",")}`;
+      let position = positions.get(key);
+      if (position === undefined) {
+        position = decisions.push(decision) - 1;
+        positions.set(key, position);
+      }
+      const code = 2 * (1 + position) + (decision.allowed ? 1 : 0);
+      codes[at] = code;
+      return code;
+    };
+    const codeAt = (region: number, slot: number): number => {
+      const code = slot >= 0 && slot < SLOT_COUNT ? (codes[region * SLOT_COUNT + slot] ?? 0) : 0;
+      return code !== 0 ? code : settle(region, slot);
+    };
+    const judge = (node: NodeContext): Decision => {
+      const region = regionIndex(node.region);
+      // A GPU class on a non-GPU node is not a slot: judge such an odd context directly.
+      if (region < 0 || (node.kind !== "gpu" && node.gpuClass !== undefined)) return evaluate(node);
+      return decisions[(codeAt(region, slotOf(node.kind, node.gpuClass)) >> 1) - 1] ?? evaluate(node);
+    };
+    const allows = (region: number, slot: number): boolean => (codeAt(region, slot) & 1) === 1;
+    const compiled: NodeJudge = Object.assign(judge, { allows });
     if (this.judges.size >= JUDGE_CACHE_LIMIT) this.judges.clear();
-    this.judges.set(key, judge);
-    return judge;
+    this.judges.set(key, compiled);
+    return compiled;
   }
 }
 

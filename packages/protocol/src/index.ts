@@ -10,3 +10,5 @@ export * from "./request-signature";
 export * from "./text";
 export * from "./issues";
 export * from "./location";
+export * from "./node-slot";
+export * from "./fleet-codec";

@@ -1,11 +1,7 @@
-import { GPU_CLASSES, type GpuClass, type NodeKind, type NodeRecord } from "@meridian/protocol";
+import { SLOT_COUNT, gpuClassCode, slotOf, type NodeKind, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
 import { REGIONS, regionIndex } from "@meridian/regions";
 
-const GPU_CLASS_INDEX = new Map<GpuClass, number>(GPU_CLASSES.map((c, i) => [c, i + 1]));
-/** 0 stands for "no GPU" in the dense class column. */
-export function gpuClassCode(gpuClass: GpuClass | undefined): number {
-  return gpuClass === undefined ? 0 : (GPU_CLASS_INDEX.get(gpuClass) ?? 0);
-}
+export { SLOT_COUNT, gpuClassCode, slotContext, slotOf } from "@meridian/protocol";
 
 /** What suspicion costs in ranking: more than a region hop nearby, so others go first. */
 export const SUSPECT_PENALTY_MS = 50;
@@ -31,103 +27,285 @@ export function slowStartPenaltyMs(returnedAt: number | undefined, now: number):
 
 export const KIND_CODE: Record<NodeKind, number> = { gpu: 1, hotspot: 2, carrier: 3 };
 
-/**
- * What the policy can tell apart within a region: 0 for a hotspot, 1 for a carrier backbone
- * node, 2..n+1 for GPU classes (n + 2 for a GPU of no known class). Nodes of one region and
- * slot share every verdict.
- */
-export const SLOT_COUNT = GPU_CLASSES.length + 3;
-export function slotOf(kind: NodeKind, gpuClass: GpuClass | undefined): number {
-  if (kind === "hotspot") return 0;
-  if (kind === "carrier") return 1;
-  return gpuClass === undefined ? SLOT_COUNT - 1 : 1 + gpuClassCode(gpuClass);
+/** The unit vector of a point on the sphere: distance is then a dot product and one acos. */
+export function unitVector(latDeg: number, lonDeg: number): [number, number, number] {
+  const lat = (latDeg * Math.PI) / 180;
+  const lon = (lonDeg * Math.PI) / 180;
+  return [Math.cos(lat) * Math.cos(lon), Math.cos(lat) * Math.sin(lon), Math.sin(lat)];
 }
 
-/** The node kind and class a slot stands for (the inverse of slotOf). */
-export function slotContext(slot: number): { kind: NodeKind; gpuClass?: GpuClass } {
-  if (slot === 0) return { kind: "hotspot" };
-  if (slot === 1) return { kind: "carrier" };
-  const gpuClass = GPU_CLASSES[slot - 2];
-  return gpuClass === undefined ? { kind: "gpu" } : { kind: "gpu", gpuClass };
-}
-
-/** Unit vectors of every catalog region, so distance is a dot product and one acos. */
+/** Unit vectors of every catalog region. */
 const REGION_COUNT = REGIONS.length;
 export const REGION_X = new Float64Array(REGION_COUNT);
 export const REGION_Y = new Float64Array(REGION_COUNT);
 export const REGION_Z = new Float64Array(REGION_COUNT);
 REGIONS.forEach((r, i) => {
-  const lat = (r.lat * Math.PI) / 180;
-  const lon = (r.lon * Math.PI) / 180;
-  REGION_X[i] = Math.cos(lat) * Math.cos(lon);
-  REGION_Y[i] = Math.cos(lat) * Math.sin(lon);
-  REGION_Z[i] = Math.sin(lat);
+  [REGION_X[i], REGION_Y[i], REGION_Z[i]] = unitVector(r.lat, r.lon);
 });
+
+/** Room made for growth when columns or a region's list fill up (and left at build time). */
+const MIN_CAPACITY = 64;
+const grown = (n: number) => Math.max(MIN_CAPACITY, n + (n >> 1));
+/** regionOf value of a free position. */
+const FREE = -2;
+const UNKNOWN_REGION = -1;
+
+function grow<T extends Uint8Array | Uint16Array | Int16Array | Int32Array | Float32Array | Float64Array>(column: T, size: number, make: (n: number) => T): T {
+  const next = make(size);
+  next.set(column);
+  return next;
+}
 
 /**
  * A fleet snapshot laid out for routing: nodes grouped by region, the hot fields in typed
- * columns. Built once per snapshot version, then read by every decision without allocating.
+ * columns, read by every decision without allocating. Built whole from a full snapshot, then
+ * kept current in place by `apply` (a delta of whole records): a changed node rewrites its
+ * column entries, a new one takes a free position, a removed one frees its position and
+ * leaves its region's list by a swap with the list's last member. Routing results do not
+ * depend on the order of nodes within a region (ties break by id), so an index updated in
+ * place answers exactly as one rebuilt from the same records.
+ *
+ * Positions are stable while a node stays; `records[i]` is undefined at a free position.
+ * Columns are replaced (grown) by `apply`: read them through the index, do not keep them.
  */
 export class FleetIndex {
-  readonly records: readonly NodeRecord[];
-  /** Node positions (into `records`) of each region, by region index. */
-  readonly regionNodes: readonly Int32Array[];
-  readonly kind: Uint8Array;
-  readonly gpuClass: Uint8Array;
-  readonly vramGb: Uint16Array;
+  private readonly slots: (NodeRecord | undefined)[];
+  /** Node positions of each region, by region index (views over the per-region lists). */
+  readonly regionNodes: Int32Array[];
+  kind: Uint8Array;
+  gpuClass: Uint8Array;
+  vramGb: Uint16Array;
   /** 1 when routable: healthy, or suspect (as a last choice). */
-  readonly healthy: Uint8Array;
+  healthy: Uint8Array;
   /** Score penalty in ms: suspect nodes (traffic leaves them before they go down) and geo-flagged ones. */
-  readonly penaltyMs: Float32Array;
+  penaltyMs: Float32Array;
   /** When each node came back from down (0: not in slow start); the penalty depends on the decision's time. */
-  readonly returnedAt: Float64Array;
-  readonly free: Int32Array;
-  readonly load: Float32Array;
+  returnedAt: Float64Array;
+  free: Int32Array;
+  load: Float32Array;
   /** Policy slot of each node (see slotOf). */
-  readonly slot: Uint8Array;
+  slot: Uint8Array;
   /** Bit s set when region r has a node in slot s: lets a fully refused region be skipped whole. */
   readonly regionSlots: Uint32Array;
-  /** Records whose region is not in the catalog; never routed to, reported by explain. */
-  readonly unknownRegion: readonly number[];
+  /** Positions of records whose region is not in the catalog; never routed to, reported by explain. */
+  readonly unknownRegion: number[];
+
+  /** Region index of each position (UNKNOWN_REGION, or FREE for a free position). */
+  private regionOf: Int16Array;
+  /** Where each position sits in its region's list. */
+  private regionPosition: Int32Array;
+  private readonly regionLists: Int32Array[];
+  private readonly regionCounts: Int32Array;
+  /** Nodes per (region, slot), so a slot's bit in regionSlots clears when its last node leaves. */
+  private readonly slotCounts: Int32Array;
+  private readonly freePositions: number[] = [];
+  /** Built on the first apply: a full-snapshot build does not pay for it. */
+  private positions: Map<string, number> | null = null;
+  private live: number;
 
   constructor(records: readonly NodeRecord[]) {
     const n = records.length;
-    this.records = records;
-    this.kind = new Uint8Array(n);
-    this.gpuClass = new Uint8Array(n);
-    this.vramGb = new Uint16Array(n);
-    this.healthy = new Uint8Array(n);
-    this.penaltyMs = new Float32Array(n);
-    this.returnedAt = new Float64Array(n);
-    this.free = new Int32Array(n);
-    this.load = new Float32Array(n);
-    this.slot = new Uint8Array(n);
+    const capacity = grown(n);
+    this.slots = records.slice();
+    this.live = n;
+    this.kind = new Uint8Array(capacity);
+    this.gpuClass = new Uint8Array(capacity);
+    this.vramGb = new Uint16Array(capacity);
+    this.healthy = new Uint8Array(capacity);
+    this.penaltyMs = new Float32Array(capacity);
+    this.returnedAt = new Float64Array(capacity);
+    this.free = new Int32Array(capacity);
+    this.load = new Float32Array(capacity);
+    this.slot = new Uint8Array(capacity);
+    this.regionOf = new Int16Array(capacity).fill(FREE);
+    this.regionPosition = new Int32Array(capacity);
     this.regionSlots = new Uint32Array(REGION_COUNT);
-    const buckets: number[][] = Array.from({ length: REGION_COUNT }, () => []);
-    const unknown: number[] = [];
-    records.forEach((r, i) => {
-      this.kind[i] = KIND_CODE[r.kind];
-      this.gpuClass[i] = gpuClassCode(r.gpu?.class);
-      this.vramGb[i] = r.gpu?.vramGb ?? 0;
-      this.healthy[i] = r.health === "healthy" || r.health === "suspect" ? 1 : 0;
-      this.penaltyMs[i] = (r.health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
-      this.returnedAt[i] = r.health === "healthy" && r.returnedAt !== undefined ? r.returnedAt : 0;
-      this.free[i] = r.free;
-      this.load[i] = r.load;
-      const slot = slotOf(r.kind, r.gpu?.class);
-      this.slot[i] = slot;
-      const region = regionIndex(r.region);
-      if (region < 0) unknown.push(i);
-      else {
-        buckets[region]?.push(i);
-        this.regionSlots[region] = (this.regionSlots[region] ?? 0) | (1 << slot);
-      }
-    });
-    this.regionNodes = buckets.map((b) => Int32Array.from(b));
-    this.unknownRegion = unknown;
+    this.regionCounts = new Int32Array(REGION_COUNT);
+    this.slotCounts = new Int32Array(REGION_COUNT * SLOT_COUNT);
+    this.unknownRegion = [];
+    for (let i = 0; i < n; i++) {
+      const record = records[i];
+      if (record === undefined) continue;
+      this.write(i, record);
+      const region = regionIndex(record.region);
+      this.regionOf[i] = region;
+      if (region >= 0) this.regionCounts[region] = (this.regionCounts[region] ?? 0) + 1;
+    }
+    this.regionLists = Array.from({ length: REGION_COUNT }, (_, r) => new Int32Array(grown(this.regionCounts[r] ?? 0)));
+    this.regionCounts.fill(0);
+    for (let i = 0; i < n; i++) {
+      if (this.regionOf[i] !== FREE) this.attach(i, this.regionOf[i] ?? UNKNOWN_REGION, this.slot[i] ?? 0);
+    }
+    this.regionNodes = this.regionLists.map((list, r) => list.subarray(0, this.regionCounts[r] ?? 0));
   }
 
+  /** The record at each position (undefined where free). Iterate it for O(fleet) work only. */
+  get records(): readonly (NodeRecord | undefined)[] {
+    return this.slots;
+  }
+
+  /** Nodes in the index. */
   get size(): number {
-    return this.records.length;
+    return this.live;
+  }
+
+  /** Every node in the index, in position order. */
+  nodes(): NodeRecord[] {
+    const out: NodeRecord[] = [];
+    for (const record of this.slots) if (record !== undefined) out.push(record);
+    return out;
+  }
+
+  get(id: string): NodeRecord | undefined {
+    const at = this.idPositions().get(id);
+    return at === undefined ? undefined : this.slots[at];
+  }
+
+  /**
+   * Applies a delta in place, in order: a record replaces the node of its id (or adds it), a
+   * `gone` update removes it. Updates are taken as they come (the Directory has already
+   * ordered them by seq), as a rebuild from the resulting records would.
+   */
+  apply(updates: readonly NodeUpdate[]): void {
+    const positions = this.idPositions();
+    const touched: number[] = [];
+    for (const update of updates) {
+      const at = positions.get(update.id);
+      if ("gone" in update) {
+        if (at === undefined) continue;
+        this.remove(at, touched);
+        positions.delete(update.id);
+        continue;
+      }
+      if (at === undefined) {
+        const fresh = this.freePositions.pop() ?? this.appendPosition();
+        this.slots[fresh] = update;
+        this.write(fresh, update);
+        const region = regionIndex(update.region);
+        this.attach(fresh, region, this.slot[fresh] ?? 0);
+        if (region >= 0) touched.push(region);
+        positions.set(update.id, fresh);
+        this.live++;
+        continue;
+      }
+      const oldRegion = this.regionOf[at] ?? UNKNOWN_REGION;
+      const oldSlot = this.slot[at] ?? 0;
+      const region = this.slots[at]?.region === update.region ? oldRegion : regionIndex(update.region);
+      this.slots[at] = update;
+      this.write(at, update);
+      if (region !== oldRegion || this.slot[at] !== oldSlot) {
+        this.detach(at, oldRegion, oldSlot);
+        this.attach(at, region, this.slot[at] ?? 0);
+        if (oldRegion >= 0) touched.push(oldRegion);
+        if (region >= 0) touched.push(region);
+      }
+    }
+    for (const r of touched) this.regionNodes[r] = (this.regionLists[r] ?? new Int32Array(0)).subarray(0, this.regionCounts[r] ?? 0);
+  }
+
+  private idPositions(): Map<string, number> {
+    if (this.positions !== null) return this.positions;
+    const positions = new Map<string, number>();
+    const duplicates: number[] = [];
+    this.slots.forEach((record, i) => {
+      if (record === undefined) return;
+      const before = positions.get(record.id);
+      // Two records of one id in a build: the later one wins, as in a Map of the snapshot.
+      if (before !== undefined) duplicates.push(before);
+      positions.set(record.id, i);
+    });
+    this.positions = positions;
+    const touched: number[] = [];
+    for (const at of duplicates) this.remove(at, touched);
+    for (const r of touched) this.regionNodes[r] = (this.regionLists[r] ?? new Int32Array(0)).subarray(0, this.regionCounts[r] ?? 0);
+    return positions;
+  }
+
+  /** The hot columns of one node, as routing reads them. */
+  private write(i: number, r: NodeRecord): void {
+    const gpu = r.gpu;
+    const health = r.health;
+    const gpuClass = gpu === undefined ? undefined : gpu.class;
+    this.kind[i] = KIND_CODE[r.kind];
+    this.gpuClass[i] = gpuClassCode(gpuClass);
+    this.vramGb[i] = gpu === undefined ? 0 : gpu.vramGb;
+    this.healthy[i] = health === "healthy" || health === "suspect" ? 1 : 0;
+    this.penaltyMs[i] = (health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
+    const returnedAt = r.returnedAt;
+    this.returnedAt[i] = health === "healthy" && returnedAt !== undefined ? returnedAt : 0;
+    this.free[i] = r.free;
+    this.load[i] = r.load;
+    this.slot[i] = slotOf(r.kind, gpuClass);
+  }
+
+  private remove(at: number, touched: number[]): void {
+    const region = this.regionOf[at] ?? UNKNOWN_REGION;
+    this.detach(at, region, this.slot[at] ?? 0);
+    if (region >= 0) touched.push(region);
+    this.slots[at] = undefined;
+    this.regionOf[at] = FREE;
+    this.healthy[at] = 0;
+    this.freePositions.push(at);
+    this.live--;
+  }
+
+  private appendPosition(): number {
+    const at = this.slots.length;
+    this.slots.push(undefined);
+    if (at >= this.kind.length) {
+      const size = grown(at + 1);
+      this.kind = grow(this.kind, size, (k) => new Uint8Array(k));
+      this.gpuClass = grow(this.gpuClass, size, (k) => new Uint8Array(k));
+      this.vramGb = grow(this.vramGb, size, (k) => new Uint16Array(k));
+      this.healthy = grow(this.healthy, size, (k) => new Uint8Array(k));
+      this.penaltyMs = grow(this.penaltyMs, size, (k) => new Float32Array(k));
+      this.returnedAt = grow(this.returnedAt, size, (k) => new Float64Array(k));
+      this.free = grow(this.free, size, (k) => new Int32Array(k));
+      this.load = grow(this.load, size, (k) => new Float32Array(k));
+      this.slot = grow(this.slot, size, (k) => new Uint8Array(k));
+      this.regionOf = grow(this.regionOf, size, (k) => new Int16Array(k).fill(FREE));
+      this.regionPosition = grow(this.regionPosition, size, (k) => new Int32Array(k));
+    }
+    return at;
+  }
+
+  private attach(at: number, region: number, slot: number): void {
+    this.regionOf[at] = region;
+    if (region < 0) {
+      this.unknownRegion.push(at);
+      return;
+    }
+    const count = this.regionCounts[region] ?? 0;
+    let list = this.regionLists[region] ?? new Int32Array(0);
+    if (count >= list.length) {
+      list = grow(list, grown(count + 1), (k) => new Int32Array(k));
+      this.regionLists[region] = list;
+    }
+    list[count] = at;
+    this.regionPosition[at] = count;
+    this.regionCounts[region] = count + 1;
+    const cell = region * SLOT_COUNT + slot;
+    this.slotCounts[cell] = (this.slotCounts[cell] ?? 0) + 1;
+    this.regionSlots[region] = (this.regionSlots[region] ?? 0) | (1 << slot);
+  }
+
+  private detach(at: number, region: number, slot: number): void {
+    if (region < 0) {
+      const k = this.unknownRegion.indexOf(at);
+      if (k >= 0) this.unknownRegion.splice(k, 1);
+      return;
+    }
+    const list = this.regionLists[region];
+    if (list === undefined) return;
+    const last = (this.regionCounts[region] ?? 1) - 1;
+    const hole = this.regionPosition[at] ?? 0;
+    const moved = list[last] ?? at;
+    list[hole] = moved;
+    this.regionPosition[moved] = hole;
+    this.regionCounts[region] = last;
+    const cell = region * SLOT_COUNT + slot;
+    const left = (this.slotCounts[cell] ?? 1) - 1;
+    this.slotCounts[cell] = left;
+    if (left === 0) this.regionSlots[region] = (this.regionSlots[region] ?? 0) & ~(1 << slot);
   }
 }

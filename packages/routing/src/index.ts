@@ -1,4 +1,4 @@
-export { FleetIndex, GEO_FLAG_PENALTY_MS, SLOT_COUNT, SLOW_START_MS, SLOW_START_PENALTY_MS, SUSPECT_PENALTY_MS, slotContext, slotOf, slowStartPenaltyMs } from "./fleet-index";
+export { FleetIndex, GEO_FLAG_PENALTY_MS, SLOT_COUNT, SLOW_START_MS, SLOW_START_PENALTY_MS, SUSPECT_PENALTY_MS, slotContext, slotOf, slowStartPenaltyMs, unitVector } from "./fleet-index";
 export {
   DialBook,
   chooseOffload,
@@ -28,3 +28,19 @@ export {
   type SlotPolicy,
 } from "./route";
 export { DEFAULT_OUTLIER_CONFIG, OutlierDetector, type Ejection, type OutlierConfig } from "./outliers";
+export {
+  CHANGE_LOG_LIMIT,
+  FEED_TIMING,
+  FleetLog,
+  REPLICAS,
+  COLO_FULL_KEY,
+  COLO_HEAD_KEY,
+  coloEntryReplaces,
+  coloLease,
+  coloEntryServes,
+  refreshAction,
+  replicaFor,
+  streamFrameDue,
+  type ColoEntry,
+  type RefreshAction,
+} from "./fleet-feed";

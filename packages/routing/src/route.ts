@@ -1,6 +1,6 @@
 import type { NodeRecord, Requirements } from "@meridian/protocol";
 import { EARTH_RADIUS_KM, REGIONS, estimateRttMs } from "@meridian/regions";
-import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, SLOT_COUNT, gpuClassCode, slowStartPenaltyMs } from "./fleet-index";
+import { FleetIndex, KIND_CODE, REGION_X, REGION_Y, REGION_Z, SLOT_COUNT, gpuClassCode, slowStartPenaltyMs, unitVector } from "./fleet-index";
 
 /** Milliseconds of estimated RTT that a fully loaded node is worth: load breaks near-ties. */
 export const LOAD_PENALTY_MS = 25;
@@ -19,7 +19,8 @@ export type NodeFilter = (node: NodeRecord) => string | null;
 
 /**
  * The policy as routing needs it: may region `region` (catalog index) serve nodes of `slot`?
- * Asked at most once per (region, slot) per decision, and only for slots present there.
+ * Asked at most once per (region, slot) per decision, and only for slots present there. The
+ * policy keeps its verdicts (packages/policy: a client judge's `allows`); routing keeps none.
  */
 export type SlotPolicy = (region: number, slot: number) => boolean;
 
@@ -71,14 +72,6 @@ const REGION_COUNT = REGIONS.length;
 // Scratch space reused by every decision: routing runs on one thread per isolate.
 const regionDot = new Float64Array(REGION_COUNT);
 const visited = new Uint8Array(REGION_COUNT);
-/** Per decision: verdict per (region, slot); 0 unknown, 1 allowed, 2 refused. */
-const slotVerdict = new Uint8Array(REGION_COUNT * SLOT_COUNT);
-
-function unitVector(client: ClientPoint): [number, number, number] {
-  const lat = (client.lat * Math.PI) / 180;
-  const lon = (client.lon * Math.PI) / 180;
-  return [Math.cos(lat) * Math.cos(lon), Math.cos(lat) * Math.sin(lon), Math.sin(lat)];
-}
 
 /** The unvisited region nearest the client (largest dot product), or -1. No sort per decision. */
 function nextNearest(): number {
@@ -124,11 +117,10 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
   let examined = 0;
   if (input.client === null) regionDot.fill(0);
   else {
-    const [cx, cy, cz] = unitVector(input.client);
+    const [cx, cy, cz] = unitVector(input.client.lat, input.client.lon);
     for (let r = 0; r < REGION_COUNT; r++) regionDot[r] = cx * (REGION_X[r] ?? 0) + cy * (REGION_Y[r] ?? 0) + cz * (REGION_Z[r] ?? 0);
   }
   visited.fill(0);
-  if (input.allowed !== undefined) slotVerdict.fill(0);
   for (let step = 0; step < REGION_COUNT; step++) {
     const r = nextNearest();
     if (r < 0) break;
@@ -141,12 +133,14 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
     if (worst !== undefined && rtt > worst.score) break;
     const members = index.regionNodes[r];
     if (members === undefined || members.length === 0) continue;
-    if (input.allowed !== undefined && !regionHasAllowedSlot(index, r, input.allowed)) continue;
+    // Slots of this region the policy allows (bit per slot); all when there is no policy.
+    const allowedSlots = input.allowed === undefined ? ALL_SLOTS : allowedSlotsOf(index, r, input.allowed);
+    if (allowedSlots === 0) continue;
     for (let m = 0; m < members.length; m++) {
       const i = members[m] ?? 0;
       examined++;
       if (ineligibility(index, i, input.requirements, wantKind, wantClass) !== null) continue;
-      if (input.allowed !== undefined && slotVerdict[r * SLOT_COUNT + (index.slot[i] ?? 0)] !== 1) continue;
+      if (((allowedSlots >>> (index.slot[i] ?? 0)) & 1) === 0) continue;
       const returnedAt = index.returnedAt[i] ?? 0;
       const slowStart = returnedAt === 0 ? 0 : slowStartPenaltyMs(returnedAt, now);
       const score = rtt + (index.load[i] ?? 0) * LOAD_PENALTY_MS + (index.penaltyMs[i] ?? 0) + slowStart;
@@ -161,17 +155,16 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
   return { candidates: kept, examined };
 }
 
-/** Settles the verdict of every slot present in region r; true when any of them is allowed. */
-function regionHasAllowedSlot(index: FleetIndex, r: number, allowed: SlotPolicy): boolean {
+const ALL_SLOTS = 2 ** SLOT_COUNT - 1;
+
+/** The slots present in region r that the policy allows, one bit per slot (0: skip the region). */
+function allowedSlotsOf(index: FleetIndex, r: number, allowed: SlotPolicy): number {
   const present = index.regionSlots[r] ?? 0;
-  let any = false;
+  let mask = 0;
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
-    if ((present & (1 << slot)) === 0) continue;
-    const at = r * SLOT_COUNT + slot;
-    if (slotVerdict[at] === 0) slotVerdict[at] = allowed(r, slot) ? 1 : 2;
-    if (slotVerdict[at] === 1) any = true;
+    if ((present & (1 << slot)) !== 0 && allowed(r, slot)) mask |= 1 << slot;
   }
-  return any;
+  return mask;
 }
 
 function insertRanked(kept: Candidate[], c: Candidate, cap: number): void {
@@ -191,6 +184,7 @@ export function explainExclusions(index: FleetIndex, requirements: Requirements,
   const out: Exclusion[] = [];
   const unknown = new Set(index.unknownRegion);
   index.records.forEach((node, i) => {
+    if (node === undefined) return;
     const reason = unknown.has(i)
       ? "unknown-region"
       : (ineligibility(index, i, requirements, wantKind, wantClass) ?? filter?.(node) ?? null);

@@ -1,18 +1,14 @@
 import type { CompiledPolicy, NodeJudge } from "@meridian/policy";
 import type { CarrierPartner, NodeRecord } from "@meridian/protocol";
-import { REGIONS } from "@meridian/regions";
 import {
   DialBook,
   chooseOffload,
   route,
-  SLOT_COUNT,
-  slotContext,
   subscriberBucket,
   type Candidate,
   type FleetIndex,
   type NodeFilter,
   type OffloadDecision,
-  type SlotPolicy,
 } from "@meridian/routing";
 import { createMiddleware } from "hono/factory";
 import { readClientRequest, type ClientRequest } from "./client";
@@ -61,7 +57,8 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
     ...(client.subdivision ? { subdivision: client.subdivision } : {}),
     ...(client.residency ? { residency: client.residency } : {}),
   });
-  const allowed = slotPolicy(judge);
+  // The judge keeps the one verdict cache, per (region, node slot).
+  const allowed = judge.allows;
   const filter = isolate.outliers.active ? { filter: notEjected } : {};
   const partner = carrierPartner(client, view.carriers, view.carriersVersion);
   let decided: { candidates: Candidate[]; examined: number };
@@ -104,27 +101,6 @@ export function exclusionFilter(judge: NodeJudge): NodeFilter {
     if (ejected !== null) return ejected;
     const verdict = judge(nodeContext(node));
     return verdict.allowed ? null : `${POLICY_REASON}${verdict.rules.join(",")}`;
-  };
-}
-
-/**
- * The policy per (region, slot): what routing asks on its hot path. Verdicts are kept per
- * judge (one per client class and policy version) in a flat array: 0 unknown, 1 allowed,
- * 2 refused, so a warm client class costs an array read instead of a key string and a map.
- */
-const slotVerdicts = new WeakMap<NodeJudge, Uint8Array>();
-function slotPolicy(judge: NodeJudge): SlotPolicy {
-  let verdicts = slotVerdicts.get(judge);
-  if (verdicts === undefined) slotVerdicts.set(judge, (verdicts = new Uint8Array(REGIONS.length * SLOT_COUNT)));
-  const cache = verdicts;
-  return (region, slot) => {
-    const at = region * SLOT_COUNT + slot;
-    const known = cache[at];
-    if (known !== undefined && known !== 0) return known === 1;
-    const id = REGIONS[region]?.id;
-    const allowed = id !== undefined && judge({ region: id, ...slotContext(slot) }).allowed;
-    cache[at] = allowed ? 1 : 2;
-    return allowed;
   };
 }
 

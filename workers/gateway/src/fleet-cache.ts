@@ -1,5 +1,5 @@
 import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
-import type { CarrierPartner, NodeRecord } from "@meridian/protocol";
+import type { CarrierPartner } from "@meridian/protocol";
 import { FleetIndex } from "@meridian/routing";
 import type { DirectoryAnswer } from "./directory";
 import { carrierStore, directory, policyStore } from "./durable";
@@ -29,7 +29,6 @@ const log = (at: string, err: unknown, extra: Record<string, unknown> = {}) => c
 export class FleetCache {
   private epoch: string | null = null;
   private version = 0;
-  private readonly nodes = new Map<string, NodeRecord>();
   private index: FleetIndex | null = null;
   private policy: CompiledPolicy | null = null;
   private carriers: ReadonlyMap<string, CarrierPartner> = new Map();
@@ -93,19 +92,14 @@ export class FleetCache {
     }
   }
 
+  /**
+   * A full answer builds a new index; a delta is applied to the one in place (decisions are
+   * synchronous, so each sees one version).
+   */
   private apply(answer: DirectoryAnswer): void {
-    if (answer.kind === "full") {
-      this.nodes.clear();
-      for (const node of answer.nodes) this.nodes.set(node.id, node);
-    } else {
-      for (const update of answer.updates) {
-        if ("gone" in update) this.nodes.delete(update.id);
-        else this.nodes.set(update.id, update);
-      }
-    }
-    const changed = answer.kind === "full" || answer.updates.length > 0 || this.index === null;
+    if (answer.kind === "full") this.index = new FleetIndex(answer.nodes);
+    else (this.index ??= new FleetIndex([])).apply(answer.updates);
     this.epoch = answer.epoch;
     this.version = answer.version;
-    if (changed) this.index = new FleetIndex([...this.nodes.values()]);
   }
 }
