@@ -1,5 +1,6 @@
 import type { NodeRecord } from "@meridian/protocol";
 import type { Candidate } from "@meridian/routing";
+import { pathAndQuery } from "./client";
 import { HttpError } from "./errors";
 
 /** Request bodies up to this size are buffered, so a failed attempt can be replayed. */
@@ -98,8 +99,10 @@ export async function proxyToCandidates(request: Request, path: string, candidat
     const timeout = IDEMPOTENT.has(request.method) ? new AbortController() : null;
     const timer = timeout === null ? null : setTimeout(() => timeout.abort(new Error(`no response headers in ${forward.headersTimeoutMs} ms`)), forward.headersTimeoutMs);
     try {
-      const signed = { ...headers, ...(await forward.sign(node, request.method, path)) };
-      const response = await fetch(`${node.endpoint}${path}`, { method: request.method, headers: signed, body, redirect: "manual", ...(timeout ? { signal: timeout.signal } : {}) });
+      const target = `${node.endpoint}${path}`;
+      // Signed as the node receives it: an endpoint may carry a path of its own.
+      const signed = { ...headers, ...(await forward.sign(node, request.method, pathAndQuery(target))) };
+      const response = await fetch(target, { method: request.method, headers: signed, body, redirect: "manual", ...(timeout ? { signal: timeout.signal } : {}) });
       if (timer !== null) clearTimeout(timer);
       observe(node, response.status >= 500 ? `answered ${response.status}` : null);
       const retryable = response.status >= 500 && IDEMPOTENT.has(request.method) && attempt + 1 < attempts;
