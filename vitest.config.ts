@@ -14,7 +14,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             // Test-only secrets; production sets them with `wrangler secret put`.
-            miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", EDITOR_TOKEN: "test-editor-token-0123456789", VIEWER_TOKEN: "test-viewer-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true", UPSTREAM_HEADERS_TIMEOUT_MS: "300" } },
+            miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", EDITOR_TOKEN: "test-editor-token-0123456789", VIEWER_TOKEN: "test-viewer-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true", DEV_NODE_ENDPOINTS: "loopback,.test", UPSTREAM_HEADERS_TIMEOUT_MS: "300" } },
           }),
         ],
         test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"] },

@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+import { readDevVars } from "@meridian/node-agent/cli";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
@@ -15,7 +16,16 @@ export interface DevSecrets {
   NODE_CREDENTIAL_KEY: string;
 }
 
-/** Reads .dev.vars, creating it with random secrets (and the dev-only geo override) if missing. */
+/**
+ * Dev-only settings every local run needs; added to an existing .dev.vars that lacks them
+ * (a checkout from before they existed), never changed when present.
+ */
+const DEV_SETTINGS: [name: string, value: string, why: string][] = [
+  ["DEV_TRUST_CLIENT_GEO", "true", "lets x-client-lat/lon/country/subdivision headers play a client anywhere"],
+  ["DEV_NODE_ENDPOINTS", "loopback", "nodes may serve over http on 127.0.0.1 (production demands https on a public hostname)"],
+];
+
+/** Reads .dev.vars, creating it with random secrets (and the dev-only settings) if missing. */
 export function ensureDevVars(root = REPO_ROOT): { path: string; created: boolean; secrets: DevSecrets } {
   const path = join(root, ".dev.vars");
   const created = !existsSync(path);
@@ -26,17 +36,16 @@ export function ensureDevVars(root = REPO_ROOT): { path: string; created: boolea
         "# Local secrets for wrangler dev, made by `npm start`. Never committed (see .gitignore).",
         `ADMIN_TOKEN=${randomBytes(24).toString("base64url")}`,
         `NODE_CREDENTIAL_KEY=${randomBytes(32).toString("base64url")}`,
-        "# Dev only: lets x-client-lat/lon/country/subdivision headers play a client anywhere.",
-        "DEV_TRUST_CLIENT_GEO=true",
         "",
       ].join("\n"),
       { mode: 0o600 },
     );
   }
-  const vars = new Map<string, string>();
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    const match = /^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (match?.[1] !== undefined && match[2] !== undefined) vars.set(match[1], match[2].replace(/^"(.*)"$/, "$1"));
+  let vars = readDevVars(path);
+  const missing = DEV_SETTINGS.filter(([name]) => !vars.has(name));
+  if (missing.length > 0) {
+    appendFileSync(path, missing.map(([name, value, why]) => `# Dev only: ${why}.\n${name}=${value}\n`).join(""));
+    vars = readDevVars(path);
   }
   const ADMIN_TOKEN = vars.get("ADMIN_TOKEN");
   const NODE_CREDENTIAL_KEY = vars.get("NODE_CREDENTIAL_KEY");

@@ -19,6 +19,13 @@ interface Env {
    * or XX/T1) and nothing finer. By default nodes learn nothing about the client.
    */
   FORWARD_CLIENT_COUNTRY?: string;
+  /** Older credential keys, comma-separated: still verified (rotation with overlap), never used to sign. */
+  NODE_CREDENTIAL_KEYS_PREVIOUS?: string;
+  /**
+   * Local runs only: "loopback" lets nodes serve on 127.0.0.1 over http (production demands
+   * https on a public hostname); extra entries admit host suffixes, e.g. "loopback,.test".
+   */
+  DEV_NODE_ENDPOINTS?: string;
   /** Local chaos tests only: "true" enables POST /admin/offload/ledger/:id/crash. */
   DEV_CHAOS_HOOKS?: string;
 }

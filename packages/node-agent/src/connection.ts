@@ -50,7 +50,7 @@ const MAX_REFUSAL_BODY_CHARS = 2_000;
  * 4409 on it means another process took over this node's identity (a flap's 4409 lands on
  * the server side of the already dead socket); two agents must not replace each other forever.
  */
-const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.identityMismatch, CloseCode.unsupportedProtocol, CloseCode.replaced]);
+const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.identityMismatch, CloseCode.unsupportedProtocol, CloseCode.replaced, CloseCode.revoked, CloseCode.endpointRefused]);
 /** Upgrade answers that mean the credential itself is bad. */
 const FATAL_UPGRADE_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 

@@ -16,6 +16,10 @@ export const EnrollmentSchema = z
     maxMbps: z.int().min(1).max(100_000).optional(),
     /** Credential lifetime; at most a year. */
     ttlDays: z.int().min(1).max(366).default(90),
+    /** Where the node will serve, checked against the endpoint rules now (and at every hello). */
+    endpoint: z.string().max(2048).optional(),
+    /** Enrolling an id that is enrolled in another region moves it: its old credential is revoked. */
+    move: z.boolean().optional(),
   })
   .refine((e) => (e.kind === "gpu") === (e.gpu !== undefined), {
     message: "gpu hardware is required for kind gpu and not allowed for other kinds",
@@ -76,3 +80,34 @@ export type ClientLocation = z.infer<typeof ClientLocationSchema>;
 /** suspect: silent for a while, still routable as a last choice; down: not routed. */
 export const NodeHealthSchema = z.enum(["healthy", "suspect", "draining", "down"]);
 export type NodeHealth = z.infer<typeof NodeHealthSchema>;
+
+/** POST /admin/join-tokens: what enrollments the token admits, how often and for how long. */
+export const JoinTokenRequestSchema = z.strictObject({
+  scope: z.strictObject({
+    regions: z.array(RegionIdSchema).min(1).max(200).optional(),
+    kinds: z.array(NodeKindSchema).min(1).optional(),
+    gpuClasses: z.array(GpuClassSchema).min(1).optional(),
+    maxCapacity: z.int().min(1).max(100_000).optional(),
+    maxGpus: z.int().min(1).max(64).optional(),
+    partner: PartnerIdSchema.optional(),
+  }),
+  /** Enrollments it admits (1: single-use). */
+  uses: z.int().min(1).max(10_000).default(1),
+  /** Lifetime in seconds: at least a minute, at most 30 days. */
+  ttlSeconds: z.int().min(60).max(30 * 86_400).default(3600),
+  note: safeText(z.string().max(200)).optional(),
+});
+export type JoinTokenRequest = z.infer<typeof JoinTokenRequestSchema>;
+export type JoinTokenScope = JoinTokenRequest["scope"];
+
+/** Why a join token's scope does not admit this enrollment, or null when it does. */
+export function joinScopeProblem(scope: JoinTokenScope, enrollment: Enrollment): string | null {
+  if (scope.regions && !scope.regions.includes(enrollment.region)) return `region ${enrollment.region} is outside the token's regions (${scope.regions.join(", ")})`;
+  if (scope.kinds && !scope.kinds.includes(enrollment.kind)) return `kind ${enrollment.kind} is outside the token's kinds (${scope.kinds.join(", ")})`;
+  if (scope.gpuClasses && enrollment.gpu && !scope.gpuClasses.includes(enrollment.gpu.class)) return `GPU class ${enrollment.gpu.class} is outside the token's classes (${scope.gpuClasses.join(", ")})`;
+  if (scope.maxGpus !== undefined && enrollment.gpu && enrollment.gpu.count > scope.maxGpus) return `${enrollment.gpu.count} GPUs exceed the token's limit of ${scope.maxGpus}`;
+  if (scope.maxCapacity !== undefined && enrollment.capacity > scope.maxCapacity) return `capacity ${enrollment.capacity} exceeds the token's limit of ${scope.maxCapacity}`;
+  if (enrollment.partner !== undefined && enrollment.partner !== scope.partner) return `partner ${enrollment.partner} is not the token's partner`;
+  if (enrollment.move) return "a join token cannot move a node: an admin does that";
+  return null;
+}

@@ -24,6 +24,8 @@ export const CloseCode = {
   goingAway: 1001,
   invalidMessage: 4400,
   identityMismatch: 4403,
+  /** The hello's endpoint breaks the endpoint rules (see endpoint.ts). */
+  endpointRefused: 4422,
   helloTimeout: 4408,
   replaced: 4409,
   frameTooLarge: 4413,

@@ -1,13 +1,12 @@
 import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, validatePolicy } from "@meridian/policy";
-import { EnrollmentSchema, type NodeRecord } from "@meridian/protocol";
+import type { NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ADMIN_BODY_LIMIT, changeReason, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
-import { issueCredential } from "./credentials";
 import { HttpError } from "./errors";
-import { carrierStore, directory, policyStore } from "./durable";
+import { directory, policyStore } from "./durable";
 import { isolate } from "./isolate";
 
 async function connectedNodes(env: Env): Promise<NodeRecord[]> {
@@ -22,19 +21,6 @@ const nodeContext = (n: NodeRecord) => ({ region: n.region, kind: n.kind, ...(n.
 export const admin = new Hono<AdminApp>();
 
 // ---- fleet ----------------------------------------------------------------------------
-
-admin.post("/nodes", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(EnrollmentSchema), async (c) => {
-  const enrollment = c.req.valid("json");
-  if (enrollment.partner !== undefined) {
-    const carriers = await carrierStore(c.env).current();
-    if (!carriers.document.partners.some((p) => p.id === enrollment.partner)) {
-      throw new HttpError(400, "unknown_partner", `no carrier partner "${enrollment.partner}" in carriers v${carriers.version}; add it with PUT /admin/carriers/${enrollment.partner} first`);
-    }
-  }
-  const { credential, claims } = await issueCredential(c.env.NODE_CREDENTIAL_KEY, enrollment, Date.now());
-  const { v: _version, iat: _issued, exp, jti, ...node } = claims;
-  return c.json({ credential, credentialId: jti, node, expiresAt: new Date(exp * 1000).toISOString() }, 201);
-});
 
 admin.get("/fleet", requireRole("viewer"), async (c) => {
   const answer = await directory(c.env).snapshotSince(null, 0);

@@ -1,38 +1,63 @@
-import { CredentialClaimsSchema, DEFAULT_HOTSPOT_MBPS, type CredentialClaims, type Enrollment } from "@meridian/protocol";
+import { CredentialClaimsSchema, DEFAULT_HOTSPOT_MBPS, toBase64Url, type CredentialClaims, type Enrollment } from "@meridian/protocol";
+import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from "jose";
 import { HttpError } from "./errors";
 
 /**
- * Node credentials: base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part)).
- * Self-contained, so a node connect needs no storage lookup; bound to id, kind, region and
- * hardware, so a node cannot claim to be another or to hold better GPUs.
+ * Node credentials are JWTs (HS256) with a key id, so the signing key can be rotated with an
+ * overlap: NODE_CREDENTIAL_KEY signs, and NODE_CREDENTIAL_KEYS_PREVIOUS (comma-separated)
+ * still verifies until the credentials it signed expire or are re-issued. A credential is
+ * bound to the node's id, kind, region and hardware, so a node cannot claim to be another
+ * or to hold better GPUs; its `jti` is what the registry revokes.
  */
+const ISSUER = "meridian";
+const AUDIENCE = "meridian-node";
 const encoder = new TextEncoder();
 
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+interface SigningKey {
+  kid: string;
+  secret: string;
+  key: Uint8Array;
 }
 
-function fromBase64Url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-  } catch {
-    // Impossible lengths (4n+1) are not base64 at all.
-    return null;
-  }
+export interface CredentialKeys {
+  active: SigningKey;
+  byKid: ReadonlyMap<string, SigningKey>;
 }
 
-async function hmacKey(secret: string | undefined): Promise<CryptoKey> {
-  if (secret === undefined || secret.length < 32) {
+let cached: { source: string; keys: Promise<CredentialKeys> } | null = null;
+
+/** The deployment's credential keys (memoised per isolate; secrets change only on redeploy). */
+export function credentialKeys(env: Env): Promise<CredentialKeys> {
+  const active = env.NODE_CREDENTIAL_KEY;
+  if (active === undefined || active.length < 32) {
     throw new HttpError(503, "credentials_disabled", "NODE_CREDENTIAL_KEY is not configured (at least 32 characters)");
   }
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  const previous = (env.NODE_CREDENTIAL_KEYS_PREVIOUS ?? "").split(",").map((s) => s.trim()).filter((s) => s.length >= 32);
+  const source = [active, ...previous].join("\n");
+  if (cached?.source !== source) cached = { source, keys: loadKeys(active, previous) };
+  return cached.keys;
 }
 
-export async function issueCredential(secret: string | undefined, enrollment: Enrollment, nowMs: number): Promise<{ credential: string; claims: CredentialClaims }> {
+async function loadKeys(active: string, previous: string[]): Promise<CredentialKeys> {
+  const all = await Promise.all([active, ...previous].map(signingKey));
+  const [first] = all;
+  if (first === undefined) throw new Error("no credential key");
+  return { active: first, byKid: new Map(all.map((k) => [k.kid, k])) };
+}
+
+/** A key's id: the start of its SHA-256, so operators never have to name keys. */
+async function signingKey(secret: string): Promise<SigningKey> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(secret)));
+  return { kid: toBase64Url(digest).slice(0, 8), secret, key: encoder.encode(secret) };
+}
+
+/** The secret of the key that signed a credential (its jti starts with the key id). */
+export function secretForCredential(keys: CredentialKeys, jti: string): string | undefined {
+  return keys.byKid.get(jti.slice(0, jti.indexOf("_")))?.secret;
+}
+
+/** Issues a credential for an enrollment the registry accepted. */
+export async function issueCredential(keys: CredentialKeys, enrollment: Enrollment, nowMs: number): Promise<{ credential: string; claims: CredentialClaims }> {
   const iat = Math.floor(nowMs / 1000);
   const claims: CredentialClaims = {
     v: 1,
@@ -43,35 +68,47 @@ export async function issueCredential(secret: string | undefined, enrollment: En
     capacity: enrollment.capacity,
     ...(enrollment.partner ? { partner: enrollment.partner } : {}),
     ...(enrollment.kind === "hotspot" ? { maxMbps: enrollment.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
-    jti: crypto.randomUUID(),
+    jti: `${keys.active.kid}_${crypto.randomUUID()}`,
     iat,
     exp: iat + enrollment.ttlDays * 86_400,
   };
-  const body = toBase64Url(encoder.encode(JSON.stringify(claims)));
-  const signature = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(body));
-  return { credential: `${body}.${toBase64Url(new Uint8Array(signature))}`, claims };
+  const { id, jti, exp, v: _v, iat: _iat, ...node } = claims;
+  const credential = await new SignJWT({ node })
+    .setProtectedHeader({ alg: "HS256", kid: keys.active.kid, typ: "JWT" })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setSubject(id)
+    .setJti(jti)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(keys.active.key);
+  return { credential, claims };
 }
 
 const invalid = () => new HttpError(401, "invalid_credential", "the node credential is malformed or its signature does not verify", {}, { "www-authenticate": "Bearer" });
 
-export async function verifyCredential(secret: string | undefined, credential: string, nowMs: number): Promise<CredentialClaims> {
-  const key = await hmacKey(secret);
-  const [body, signature, ...rest] = credential.split(".");
-  if (body === undefined || signature === undefined || rest.length > 0) throw invalid();
-  const signatureBytes = fromBase64Url(signature);
-  if (signatureBytes === null) throw invalid();
-  // crypto.subtle.verify compares in constant time.
-  if (!(await crypto.subtle.verify("HMAC", key, signatureBytes, encoder.encode(body)))) throw invalid();
-  const bodyBytes = fromBase64Url(body);
-  if (bodyBytes === null) throw invalid();
-  let parsed: unknown;
+/** Verifies signature, key id, issuer, audience and expiry; the registry then checks revocation. */
+export async function verifyCredential(keys: CredentialKeys, credential: string, nowMs: number): Promise<CredentialClaims> {
+  let payload: JWTPayload;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(bodyBytes));
-  } catch {
+    ({ payload } = await jwtVerify(
+      credential,
+      (header) => {
+        const key = header.kid === undefined ? undefined : keys.byKid.get(header.kid);
+        if (key === undefined) throw invalid();
+        return key.key;
+      },
+      { issuer: ISSUER, audience: AUDIENCE, algorithms: ["HS256"], currentDate: new Date(nowMs) },
+    ));
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) {
+      const exp = typeof err.payload.exp === "number" ? new Date(err.payload.exp * 1000).toISOString() : "in the past";
+      throw new HttpError(401, "credential_expired", `the node credential expired at ${exp}`, {}, { "www-authenticate": "Bearer" });
+    }
     throw invalid();
   }
-  const claims = CredentialClaimsSchema.safeParse(parsed);
+  const node = typeof payload.node === "object" && payload.node !== null ? payload.node : {};
+  const claims = CredentialClaimsSchema.safeParse({ v: 1, id: payload.sub, jti: payload.jti, iat: payload.iat, exp: payload.exp, ...node });
   if (!claims.success) throw invalid();
-  if (claims.data.exp * 1000 <= nowMs) throw new HttpError(401, "credential_expired", `the node credential expired at ${new Date(claims.data.exp * 1000).toISOString()}`);
   return claims.data;
 }

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { admin } from "./admin";
 import { carriersAdmin } from "./admin-carriers";
+import { nodesAdmin } from "./admin-nodes";
 import { consoleRoutes } from "./console";
 import { notFound, renderError } from "./errors";
 import { requestId } from "./request-id";
@@ -12,6 +13,7 @@ export { Directory } from "./directory";
 export { RegionHub } from "./hub/region-hub";
 export { OffloadLedger } from "./offload-ledger";
 export { CarrierStore, PolicyStore } from "./policy-store";
+export { NodeRegistry } from "./registry";
 
 /**
  * The gateway's route table. Handlers live in routes/ and the admin modules; the decision a
@@ -25,8 +27,9 @@ app.use("*", requestId);
 
 app.route("/", ops); //             GET /healthz, GET /metrics
 app.route("/", clientRoutes); //    GET /route, ALL /v1/*
-app.route("/nodes", nodes); //      GET /nodes/connect (WebSocket)
-app.route("/admin", admin); //      fleet, enrollment, policy, audit
+app.route("/nodes", nodes); //      /nodes/connect (WebSocket), /nodes/join, /nodes/me
+app.route("/admin", nodesAdmin); // enrollment, registry, revocation, join tokens
+app.route("/admin", admin); //      fleet, policy, audit
 app.route("/admin", carriersAdmin); // carrier partners, offload usage
 app.route("/console", consoleRoutes(app)); // sign-in and the console's API (pages are static assets)
 

@@ -39,6 +39,21 @@ export class Metrics {
   private readonly requests = new Map<string, number>();
   private readonly examined = new Histogram(EXAMINED_BUCKETS);
 
+  private readonly byNode = new Map<string, { served: number; failed: number; since: number }>();
+
+  /** One proxy attempt at a node (for the operator's self-view; this isolate only). */
+  countAttempt(nodeId: string, failed: boolean): void {
+    let counts = this.byNode.get(nodeId);
+    if (counts === undefined) this.byNode.set(nodeId, (counts = { served: 0, failed: 0, since: Date.now() }));
+    if (failed) counts.failed++;
+    else counts.served++;
+  }
+
+  nodeRequests(nodeId: string): { served: number; failed: number; since: string | null; scope: "this isolate" } {
+    const counts = this.byNode.get(nodeId);
+    return { served: counts?.served ?? 0, failed: counts?.failed ?? 0, since: counts ? new Date(counts.since).toISOString() : null, scope: "this isolate" };
+  }
+
   countRequest(route: string, outcome: string, status: number): void {
     const key = `${route}\u0000${outcome}\u0000${status}`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);

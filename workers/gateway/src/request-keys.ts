@@ -1,4 +1,5 @@
 import { importRequestKey, signRequest, toBase64Url } from "@meridian/protocol";
+import { secretForCredential, type CredentialKeys } from "./credentials";
 
 const encoder = new TextEncoder();
 
@@ -21,18 +22,21 @@ export class RequestSigner {
   private readonly keys = new Map<string, Promise<CryptoKey>>();
   private loopMark: Promise<string> | null = null;
 
-  /** What the gateway stamps on everything it forwards (LOOP_HEADER); secret-derived, so a node cannot forge it for another deployment. */
-  mark(secret: string): Promise<string> {
-    this.loopMark ??= requestKeyFor(secret, "loop-mark", "v1").then((key) => key.slice(0, 22));
+  /** What the gateway stamps on everything it forwards (LOOP_HEADER); secret-derived, so nobody outside can forge it. */
+  mark(keys: CredentialKeys): Promise<string> {
+    this.loopMark ??= requestKeyFor(keys.active.secret, "loop-mark", "v1").then((key) => key.slice(0, 22));
     return this.loopMark;
   }
 
-  async headers(secret: string, node: { id: string; credentialId?: string }, method: string, pathAndQuery: string, nowMs: number): Promise<Record<string, string>> {
-    if (node.credentialId === undefined) throw new Error(`node ${node.id} has no credential id to sign for`);
-    const cacheKey = `${node.id}\n${node.credentialId}`;
+  /** The signature headers for one node (keyed by the key that signed its credential). */
+  async headers(keys: CredentialKeys, node: { id: string; credentialId?: string }, method: string, pathAndQuery: string, nowMs: number): Promise<Record<string, string>> {
+    const credentialId = node.credentialId;
+    const secret = credentialId === undefined ? undefined : secretForCredential(keys, credentialId);
+    if (credentialId === undefined || secret === undefined) throw new Error(`node ${node.id} has no credential the gateway can sign for`);
+    const cacheKey = `${node.id}\n${credentialId}`;
     let key = this.keys.get(cacheKey);
     if (key === undefined) {
-      key = requestKeyFor(secret, node.id, node.credentialId).then(importRequestKey);
+      key = requestKeyFor(secret, node.id, credentialId).then(importRequestKey);
       this.keys.set(cacheKey, key);
       key.catch(() => this.keys.delete(cacheKey));
     }

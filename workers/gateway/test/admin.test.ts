@@ -26,7 +26,8 @@ describe("admin API", () => {
     const res = await post({ id: "nrt-h100-1", kind: "gpu", region: "nrt", gpu: { class: "h100", vramGb: 80, count: 8 }, capacity: 16 });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { credential: string; node: unknown; expiresAt: string };
-    expect(body.credential).toMatch(/^[\w-]+\.[\w-]+$/);
+    // A JWT: header, claims and signature.
+    expect(body.credential).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(body.node).toEqual({ id: "nrt-h100-1", kind: "gpu", region: "nrt", gpu: { class: "h100", vramGb: 80, count: 8 }, capacity: 16 });
     expect(Date.parse(body.expiresAt)).toBeGreaterThan(Date.now() + 80 * 86_400_000);
   });

@@ -59,8 +59,13 @@ const KEEPALIVE_MS = 250;
 export async function joinNode(id: string, region: string, over: Record<string, unknown> = {}, connectHeaders: Record<string, string> = {}, keepAlive = true): Promise<TestNode> {
   const gpu = over.kind === undefined || over.kind === "gpu" ? { class: "h100", vramGb: 80, count: 8 } : undefined;
   const enrollment = { id, kind: "gpu", region, gpu, capacity: 8, ...over };
-  const node = await openNode(await enroll(enrollment), connectHeaders);
-  node.ws.send(hello(id, { kind: enrollment.kind as Hello["kind"], gpu: enrollment.gpu as Hello["gpu"] }));
+  return connectNode(await enroll(enrollment), id, { kind: enrollment.kind as Hello["kind"], gpu: enrollment.gpu as Hello["gpu"] }, connectHeaders, keepAlive);
+}
+
+/** Connects with an existing credential and says hello; resolves once welcomed. */
+export async function connectNode(credential: string, id: string, helloFields: Partial<Hello> = {}, connectHeaders: Record<string, string> = {}, keepAlive = true): Promise<TestNode> {
+  const node = await openNode(credential, connectHeaders);
+  node.ws.send(hello(id, helloFields));
   const welcome = await node.next();
   if (welcome.type !== "welcome") throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`);
   if (keepAlive) {

@@ -2,7 +2,7 @@ import { CloseCode, MAX_NODE_FRAME_BYTES } from "@meridian/protocol";
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { RegionHub } from "../src/hub/region-hub";
-import { BASE, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
+import { BASE, connectNode, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
 
 describe("node connections", () => {
   it("admits a node with a valid credential and lists it in the fleet", async () => {
@@ -131,8 +131,9 @@ describe("node connections", () => {
   });
 
   it("replaces an older connection of the same node with 4409", async () => {
-    const first = await joinNode("waw-twice", "waw");
-    const second = await joinNode("waw-twice", "waw");
+    const credential = await enroll({ id: "waw-twice", kind: "gpu", region: "waw", gpu: { class: "h100", vramGb: 80, count: 8 }, capacity: 8 });
+    const first = await connectNode(credential, "waw-twice");
+    const second = await connectNode(credential, "waw-twice");
     expect((await first.closed).code).toBe(CloseCode.replaced);
     await eventually(async () => expect((await fleet()).find((n) => n.id === "waw-twice")?.healthy).toBe(true));
     second.ws.close(1000);

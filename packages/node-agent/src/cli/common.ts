@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs, type ParseArgsConfig, parseEnv } from "node:util";
 import { describeError } from "../log";
 
 /** Environment variables as a CLI reads them (process.env, or a test's object). */
@@ -66,22 +66,23 @@ export function httpUrlFlag(name: string, value: string): string {
   return value.replace(/\/+$/, "");
 }
 
-/** Reads one variable from a wrangler-style `.dev.vars` (KEY=value lines, optional quotes). */
-export function readDevVar(name: string, directory = process.cwd()): string | undefined {
+/**
+ * The variables of a wrangler-style `.dev.vars` (dotenv syntax, read with Node's own
+ * parser), or an empty map when the file is missing. The one reader of that file.
+ */
+export function readDevVars(path: string): Map<string, string> {
   let text: string;
   try {
-    text = readFileSync(join(directory, ".dev.vars"), "utf8");
+    text = readFileSync(path, "utf8");
   } catch {
-    return undefined;
+    return new Map();
   }
-  for (const line of text.split(/\r?\n/)) {
-    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const raw = match[2] ?? "";
-    const quoted = /^(["'])(.*)\1$/.exec(raw);
-    return quoted ? quoted[2] : raw;
-  }
-  return undefined;
+  return new Map(Object.entries(parseEnv(text)).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
+}
+
+/** Reads one variable from `.dev.vars` in `directory`. */
+export function readDevVar(name: string, directory = process.cwd()): string | undefined {
+  return readDevVars(join(directory, ".dev.vars")).get(name);
 }
 
 /**

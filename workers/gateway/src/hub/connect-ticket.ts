@@ -10,11 +10,11 @@ import { z } from "zod";
 export const CONNECT_TICKET_HEADER = "x-meridian-connect-ticket";
 
 const GeoFlagSchema = z.strictObject({ colo: z.string().max(8), km: z.number().min(0) });
-const TicketSchema = z.strictObject({ claims: CredentialClaimsSchema, geoFlag: GeoFlagSchema.optional() });
+const TicketSchema = z.strictObject({ claims: CredentialClaimsSchema, gatewayHost: z.string().max(300), geoFlag: GeoFlagSchema.optional() });
 export type ConnectTicket = z.infer<typeof TicketSchema>;
 
-export function writeTicket(headers: Headers, claims: CredentialClaims, geoFlag: ConnectTicket["geoFlag"] | null): void {
-  headers.set(CONNECT_TICKET_HEADER, JSON.stringify({ claims, ...(geoFlag ? { geoFlag } : {}) }));
+export function writeTicket(headers: Headers, claims: CredentialClaims, gatewayHost: string, geoFlag: ConnectTicket["geoFlag"] | null): void {
+  headers.set(CONNECT_TICKET_HEADER, JSON.stringify({ claims, gatewayHost, ...(geoFlag ? { geoFlag } : {}) }));
 }
 
 export function readTicket(headers: Headers): ConnectTicket | null {

@@ -5,6 +5,8 @@ export interface NodeSocketState {
   /** Marks an attachment written by this version of the hub (see readState). */
   v: 2;
   claims: CredentialClaims;
+  /** host[:port] the node reached the gateway at: its endpoint may not point there. */
+  gatewayHost: string;
   /** This node's forwarded-request signing key, sent in the welcome. */
   requestKey: string;
   acceptedAt: number;

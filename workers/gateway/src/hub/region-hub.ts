@@ -9,6 +9,7 @@ import {
   PING_FRAME,
   PONG_FRAME,
   PROTOCOL_VERSION,
+  endpointProblem,
   identityMismatch,
   newArrivalStats,
   observeArrival,
@@ -20,6 +21,8 @@ import {
   type NodeHealth,
   type NodeRecord,
 } from "@meridian/protocol";
+import { credentialKeys, secretForCredential } from "../credentials";
+import { endpointRules } from "../endpoints";
 import { formatIssue } from "../errors";
 import { requestKeyFor } from "../request-keys";
 import { readTicket } from "./connect-ticket";
@@ -65,6 +68,7 @@ export class RegionHub extends DurableObject<Env> {
     if (name === undefined) throw new Error("RegionHub must be addressed by its region name (getByName)");
     this.region = name;
     this.members = new Membership(ctx.storage.sql);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS revoked (jti TEXT PRIMARY KEY, at INTEGER NOT NULL)");
     this.outbox = new DirectoryPush(env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     // Nodes recorded as members but with no socket left (the hub was restarted or
@@ -83,10 +87,16 @@ export class RegionHub extends DurableObject<Env> {
     return records;
   }
 
-  /** Closes a node's socket (revocation); true when one was open. */
-  disconnect(nodeId: string, reason: string): boolean {
+  /**
+   * Revocation (or a move, or a re-enrollment): the credential is dead in this hub from now
+   * on, also for a connect already on its way here, and the node's socket on it closes.
+   * True when a socket was open.
+   */
+  revoke(nodeId: string, credentialId: string, reason: string): boolean {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO revoked (jti, at) VALUES (?, ?)", credentialId, Date.now());
     let closed = false;
     for (const socket of this.sockets(nodeId)) {
+      if (socket.state?.claims.jti !== credentialId) continue;
       this.closeWith(socket, CloseCode.revoked, reason);
       closed = true;
     }
@@ -114,6 +124,9 @@ export class RegionHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
     const id = ticket.claims.id;
+    if (this.ctx.storage.sql.exec("SELECT 1 FROM revoked WHERE jti = ?", ticket.claims.jti).toArray().length > 0) {
+      return Response.json({ error: { code: "credential_revoked", message: "this credential was revoked" } }, { status: 401 });
+    }
     if (!this.admitConnect(id, now)) {
       // Refused before the hub keeps anything: a storm of one credential costs O(1) per connect.
       server.accept();
@@ -121,8 +134,8 @@ export class RegionHub extends DurableObject<Env> {
       server.close(CloseCode.rateLimited, `more than ${CONNECTS_PER_WINDOW} connects in ${CONNECT_WINDOW_MS / 1000} s`);
       return new Response(null, { status: 101, webSocket: client });
     }
-    const secret = this.env.NODE_CREDENTIAL_KEY;
-    if (secret === undefined) return new Response("internal: no credential key", { status: 503 });
+    const secret = secretForCredential(await credentialKeys(this.env), ticket.claims.jti);
+    if (secret === undefined) return new Response("internal: the credential's key is gone", { status: 503 });
     // Derived before the socket is accepted, so the hello handler has no await before it
     // decides which connection of a node is the live one.
     const requestKey = await requestKeyFor(secret, id, ticket.claims.jti);
@@ -140,6 +153,7 @@ export class RegionHub extends DurableObject<Env> {
       recentDowns: [],
       arrivals: null,
       replaced: false,
+      gatewayHost: ticket.gatewayHost,
       ...(ticket.geoFlag ? { geoFlag: ticket.geoFlag } : {}),
     });
     await this.sweepBy(now + HELLO_TIMEOUT_MS);
@@ -274,6 +288,8 @@ export class RegionHub extends DurableObject<Env> {
     if (hello.protocol !== PROTOCOL_VERSION) return this.closeWith(socket, CloseCode.unsupportedProtocol, `protocol ${hello.protocol} is not supported; speak ${PROTOCOL_VERSION}`);
     const mismatch = identityMismatch(claims, hello);
     if (mismatch !== null) return this.closeWith(socket, CloseCode.identityMismatch, mismatch);
+    const endpointRefused = endpointProblem(hello.endpoint, endpointRules(this.env, state.gatewayHost));
+    if (endpointRefused !== null) return this.closeWith(socket, CloseCode.endpointRefused, `endpoint ${hello.endpoint} refused: ${endpointRefused}`);
     // One live connection per node: the newest hello wins. Each older socket is marked and
     // closed once, so a storm of N hellos costs O(N) closes, not O(N^2).
     for (const other of this.sockets(claims.id)) {

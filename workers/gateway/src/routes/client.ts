@@ -3,6 +3,7 @@ import { regionIndex } from "@meridian/regions";
 import { explainExclusions, hotspotCensus, type Candidate } from "@meridian/routing";
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
+import { credentialKeys } from "../credentials";
 import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
 import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
@@ -39,7 +40,7 @@ clientRoutes.get("/route", countOutcome("/route"), decide, (c) => {
 /** A request that carries this deployment's own forwarding mark came back through a node: 508. */
 const loopGuard = createMiddleware<ClientApp>(async (c, next) => {
   const mark = c.req.header(LOOP_HEADER);
-  if (mark !== undefined && mark === (await isolate.signer.mark(credentialKey(c.env)))) {
+  if (mark !== undefined && mark === (await isolate.signer.mark(await credentialKeys(c.env)))) {
     throw new HttpError(508, "loop_detected", "this request was forwarded by this gateway already: a node's endpoint points back at the gateway");
   }
   await next();
@@ -48,11 +49,11 @@ const loopGuard = createMiddleware<ClientApp>(async (c, next) => {
 clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
   const decision = c.var.decision;
   if (decision.candidates.length === 0) throw refusal(decision);
-  const secret = credentialKey(c.env);
+  const keys = await credentialKeys(c.env);
   const outcome = await proxyToCandidates(c.req.raw, decision.client.path, decision.candidates, observeAttempt(decision), {
     requestId: c.var.requestId,
-    loopMark: await isolate.signer.mark(secret),
-    sign: (node, method, path) => isolate.signer.headers(secret, node, method, path, Date.now()),
+    loopMark: await isolate.signer.mark(keys),
+    sign: (node, method, path) => isolate.signer.headers(keys, node, method, path, Date.now()),
     ...(c.env.FORWARD_CLIENT_COUNTRY === "true" ? { clientCountry: decision.client.country } : {}),
     headersTimeoutMs: headersTimeout(c.env),
   });
@@ -100,18 +101,12 @@ function served(outcome: ProxyOutcome, decision: Decision, routeName: string, re
 /** Feeds every proxy attempt to this isolate's outlier detector. */
 function observeAttempt(decision: Decision) {
   return (node: Candidate["node"], failure: string | null): void => {
+    isolate.metrics.countAttempt(node.id, failure !== null);
     if (failure === null) return isolate.outliers.recordSuccess(node.id);
     const regionSize = decision.index.regionNodes[regionIndex(node.region)]?.length ?? 1;
     const ejection = isolate.outliers.recordFailure(node.id, node.region, regionSize, failure);
     if (ejection !== null) console.warn(JSON.stringify({ at: "outlier.eject", ...ejection, until: new Date(ejection.until).toISOString() }));
   };
-}
-
-/** The deployment secret requests are signed from; without it nothing is forwarded. */
-function credentialKey(env: Env): string {
-  const key = env.NODE_CREDENTIAL_KEY;
-  if (key === undefined || key.length < 32) throw new HttpError(503, "gateway_unconfigured", "NODE_CREDENTIAL_KEY is not configured: requests cannot be signed for nodes");
-  return key;
 }
 
 function headersTimeout(env: Env): number {
