@@ -1,9 +1,10 @@
 import { zValidator } from "@hono/zod-validator";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import type { ZodType } from "zod";
 import { hasRole, type AdminVariables } from "./auth";
 import { HttpError } from "./errors";
+import { safeHeader } from "./safe-header";
 import type { DocumentName, PublishResult } from "./policy-store";
 
 /** Helpers every admin route shares: validation, body limits, compare-and-swap headers, publish answers. */
@@ -22,12 +23,46 @@ export function validJson<T extends ZodType>(schema: T) {
   });
 }
 
+/** Past the limit, a chunked body is read (and dropped) up to this much more before the 413 goes out. */
+const OVERSIZE_DRAIN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Caps a request body at maxSize with a 413 in the error shape, also for chunked bodies that
+ * declare no length: the rest of an oversize body is drained before answering, so the
+ * client reads the 413 instead of a reset connection (hono's bodyLimit answers mid-upload).
+ */
 export const limit = (maxSize: number) =>
-  bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpError(413, "body_too_large", `this request body is limited to ${maxSize} bytes`);
-    },
+  createMiddleware(async (c, next) => {
+    const tooLarge = () => new HttpError(413, "body_too_large", `this request body is limited to ${maxSize} bytes`);
+    const body = c.req.raw.body;
+    if (body === null) return next();
+    const declared = c.req.header("content-length");
+    if (declared !== undefined && c.req.header("transfer-encoding") === undefined) {
+      if (Number(declared) > maxSize) throw tooLarge();
+      return next();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxSize + OVERSIZE_DRAIN_BYTES) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      if (size <= maxSize) chunks.push(value);
+    }
+    if (size > maxSize) throw tooLarge();
+    const whole = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    c.req.raw = new Request(c.req.raw, { body: whole });
+    return next();
   });
 
 export const etag = (version: number) => `"v${version}"`;
@@ -42,14 +77,14 @@ export function expectedVersion(c: Context<AdminApp>): number {
 }
 
 export function changeReason(c: Context<AdminApp>): string {
-  const reason = c.req.header("x-meridian-reason")?.trim();
+  const reason = safeHeader(c, "x-meridian-reason");
   if (!reason) throw new HttpError(400, "reason_required", "send x-meridian-reason: why this change is made (it goes to the audit log)");
   return reason.slice(0, 500);
 }
 
 /** x-meridian-force: <reason> publishes despite invariant violations; admins only. */
 export function forceReason(c: Context<AdminApp>): string | undefined {
-  const force = c.req.header("x-meridian-force")?.trim();
+  const force = safeHeader(c, "x-meridian-force");
   if (!force) return undefined;
   if (!hasRole(c.get("role"), "admin")) throw new HttpError(403, "forbidden", "only the admin role may force a publish");
   return force.slice(0, 500);

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { CSRF_HEADER, SESSION_COOKIE, cookieValue, tokenPrint, verifySession } from "./console/session";
 import { HttpError } from "./errors";
+import { safeHeader } from "./safe-header";
 
 const encoder = new TextEncoder();
 
@@ -49,7 +50,7 @@ export function requireRole(minimum: Role) {
     const role = presented !== null ? await roleOf(c.env, presented) : await sessionRole(c.env, c.req.raw, session ?? "");
     if (role === null) throw new HttpError(401, "unauthorized", presented !== null ? "the token is not valid" : "the console session is not valid; sign in again", {}, { "www-authenticate": "Bearer" });
     if (RANK[role] < RANK[minimum]) throw new HttpError(403, "forbidden", `this needs the ${minimum} role; the token has ${role}`);
-    const who = (c.req.header("x-meridian-actor") ?? "").trim().slice(0, 100);
+    const who = (safeHeader(c, "x-meridian-actor") ?? "").slice(0, 100);
     c.set("role", role);
     c.set("actor", who ? `${role}:${who}` : role);
     await next();
