@@ -188,10 +188,12 @@ describe("offload ledger", () => {
           c.enqueue(chunk);
         } }));
       }
+      // Sized bodies take the whole-body path, unsized ones the counted stream: both count.
+      if (url.includes("sized")) return new Response(new Uint8Array(10_000), { headers: { "content-length": "10000" } });
       return new Response(new Uint8Array(10_000));
     });
     for (let i = 0; i < 5; i++) {
-      const res = await SELF.fetch(`${BASE}/v1/data`, { headers });
+      const res = await SELF.fetch(`${BASE}/v1/${i % 2 === 0 ? "sized" : "data"}`, { headers });
       expect(res.status, await res.clone().text()).toBe(200);
       expect((await res.arrayBuffer()).byteLength).toBe(10_000);
     }

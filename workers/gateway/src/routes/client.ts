@@ -62,7 +62,7 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
   // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
   const node = outcome.node;
   const routeName = node.kind === "hotspot" ? "offload" : "backbone";
-  const counted = countedBody(outcome.response.body, c.req.raw.signal);
+  const counted = await countedBody(outcome.response, c.req.raw.signal);
   const response = served({ ...outcome, response: new Response(counted.body, outcome.response) }, decision, routeName, c.var.requestId);
   response.headers.set("x-meridian-carrier", carrier.partner.id);
   response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
