@@ -1,21 +1,32 @@
 /**
- * The gateway against its baselines on the same machine, one after another in one run:
- * the node directly, HAProxy, a bare workerd fetch-proxy, and the gateway (policy +
- * routing + proxy), all in front of the same simulated node.
+ * The gateway against its baselines on the same machine in one run: the node directly,
+ * HAProxy, a bare workerd fetch-proxy, Portkey's gateway (the peer, under Node) and the
+ * gateway (policy + routing + proxy), all forwarding the same POST /v1/chat/completions to
+ * the same simulated node. The targets take turns: every round measures each of them once,
+ * in a rotated order, and the figures are medians over the rounds with their range, so a
+ * neighbour's load on the shared machine hits every target alike.
  * The Workers run in the bare workerd binary (bench/lib/workerd.ts explains why).
  * Servers are pinned to core 0 and load generators to core 1 when taskset exists.
  */
 import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request as httpRequest } from "node:http";
 import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
-import { summarize } from "./lib/stats";
+import { printTable, summarize } from "./lib/stats";
+import { countStorageSyscalls, cpuSeconds, iowaitPercent, machineCpuTimes } from "./lib/sysstat";
 import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
 
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
+/** The request every target forwards: a one-token chat completion (the node answers at once). */
+const CHAT_PATH = "/v1/chat/completions";
+const CHAT_BODY = JSON.stringify({ model: "bench", messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
+const JSON_TYPE = { "content-type": "application/json" };
+/** The pinned peer (package.json): Portkey's open-source gateway, as the issue measured it. */
+const PORTKEY_SERVER = join(REPO_ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js");
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
 /** Pins a process group (wrangler, workerd, node) to one core. */
@@ -26,39 +37,62 @@ function pinGroup(pid: number | undefined, core: number): void {
 }
 
 interface Target {
+  /** Result key prefix: `${name}_rps`, `${name}_latency_us_p50`, ... */
   name: string;
+  label: string;
   url: string;
   headers: Record<string, string>;
+  /** The serving process, for CPU per request (the node directly: the simulator process). */
+  pid: number | undefined;
 }
 
-/** Closed-loop requests/s with wrk (32 connections), after a warm-up. */
-function wrkRps(target: Target, seconds: number): number {
-  const args = ["-t1", "-c32", `-d${seconds}s`, ...Object.entries(target.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), target.url];
-  const cmd = has("taskset") ? ["taskset", "-c", "1", "wrk", ...args] : ["wrk", ...args];
-  const warm = ["-t1", "-c8", "-d1s", ...args.slice(3)];
-  spawnSync(has("taskset") ? "taskset" : "wrk", has("taskset") ? ["-c", "1", "wrk", ...warm] : warm, { stdio: "ignore" });
-  const out = execFileSync(cmd[0] ?? "wrk", cmd.slice(1), { encoding: "utf8" });
-  const match = /Requests\/sec:\s+([\d.]+)/.exec(out);
+interface WrkRun {
+  rps: number;
+  requests: number;
+  cpuUsPerRequest: number;
+  iowaitPct: number;
+}
+
+/** Closed-loop requests/s with wrk (32 connections, POSTing the chat body), after a warm-up; the server's CPU over the run. */
+function wrkRun(target: Target, seconds: number, script: string): WrkRun {
+  const args = ["-t1", "-c32", `-d${seconds}s`, "-s", script, ...Object.entries(target.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), target.url];
+  const pinned = (wrkArgs: string[]): [string, string[]] => (has("taskset") ? ["taskset", ["-c", "1", "wrk", ...wrkArgs]] : ["wrk", wrkArgs]);
+  const [warmCmd, warmArgs] = pinned(["-t1", "-c8", "-d1s", ...args.slice(3)]);
+  spawnSync(warmCmd, warmArgs, { stdio: "ignore" });
+  const [cmd, cmdArgs] = pinned(args);
+  const cpuBefore = cpuSeconds(target.pid);
+  const machineBefore = machineCpuTimes();
+  const out = execFileSync(cmd, cmdArgs, { encoding: "utf8" });
+  const cpu = cpuSeconds(target.pid) - cpuBefore;
+  const iowaitPct = iowaitPercent(machineBefore, machineCpuTimes());
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const requests = /(\d+) requests in/.exec(out);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
   if (non2xx) throw new Error(`${target.name}: ${non2xx[1]} non-2xx answers under load:\n${out}`);
-  return match?.[1] ? Number(match[1]) : Number.NaN;
+  const n = requests?.[1] ? Number(requests[1]) : Number.NaN;
+  return { rps: rps?.[1] ? Number(rps[1]) : Number.NaN, requests: n, cpuUsPerRequest: (cpu * 1e6) / n, iowaitPct };
 }
 
-/** Open-loop latency: requests start on a fixed schedule whether or not earlier ones finished. */
+/**
+ * Open-loop latency: requests start on a fixed schedule whether or not earlier ones finished,
+ * and each latency runs from its scheduled start, not its actual send: a request the
+ * generator sent late (its own event loop busy, sockets all taken) carries that delay, as
+ * a real client's would (no coordinated omission).
+ */
 async function openLoopLatencyUs(target: Target, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const url = new URL(target.url);
-  const one = () =>
+  const headers = { ...target.headers, ...JSON_TYPE, "content-length": String(Buffer.byteLength(CHAT_BODY)) };
+  const one = (scheduledAt: number) =>
     new Promise<number>((resolve, reject) => {
-      const started = process.hrtime.bigint();
-      const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname + url.search, headers: target.headers, agent }, (res) => {
+      const req = httpRequest({ method: "POST", host: url.hostname, port: url.port, path: url.pathname + url.search, headers, agent }, (res) => {
         res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1000) : reject(new Error(`${target.name}: status ${res.statusCode}`))));
+        res.on("end", () => (res.statusCode === 200 ? resolve((performance.now() - scheduledAt) * 1000) : reject(new Error(`${target.name}: status ${res.statusCode}`))));
       });
       req.on("error", reject);
-      req.end();
+      req.end(CHAT_BODY);
     });
-  for (let i = 0; i < 200; i++) await one();
+  for (let i = 0; i < 200; i++) await one(performance.now());
   const samples: Promise<number>[] = [];
   const interval = 1000 / rate;
   const begin = performance.now();
@@ -66,7 +100,7 @@ async function openLoopLatencyUs(target: Target, rate: number, seconds: number):
     const due = begin + i * interval;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    samples.push(one());
+    samples.push(one(due));
   }
   const done = await Promise.all(samples);
   agent.destroy();
@@ -74,9 +108,41 @@ async function openLoopLatencyUs(target: Target, rate: number, seconds: number):
   return { p50: s.p50, p99: s.p99 };
 }
 
+/**
+ * Portkey's gateway under Node, bound to 127.0.0.1 (its server binds every interface;
+ * bench/lib/loopback-only.mjs narrows that), UI and logs off (--headless, production).
+ * Null, with the reason printed, when the package is missing.
+ */
+async function startPortkey(port: number): Promise<ChildProcess | null> {
+  if (!existsSync(PORTKEY_SERVER)) {
+    console.log("[bench] @portkey-ai/gateway is not installed (pnpm install): the peer baseline is skipped");
+    return null;
+  }
+  const preload = join(REPO_ROOT, "bench/lib/loopback-only.mjs");
+  const child = spawnGroup(process.execPath, ["--import", preload, PORTKEY_SERVER, `--port=${port}`, "--headless"], { stdio: "ignore", env: { ...process.env, NODE_ENV: "production" } });
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`Portkey's gateway exited with ${child.exitCode}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  killGroup(child);
+  throw new Error("Portkey's gateway did not listen within 10 s");
+}
+
+const median = (values: number[]) => summarize(values).p50;
+const range = (values: number[]) => `${fmt(summarize(values).min)}–${fmt(summarize(values).max)}`;
+const fmt = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "n/a");
+
 /** The simulated fleet as its own process, so it can sit on the servers' core. */
 async function startFleetProcess(gatewayUrl: string, adminToken: string, port: number): Promise<ChildProcess> {
-  const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(port), "--token-ms", "1"]);
+  const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(port), "--token-ms", "0"]);
   // Wait until the gateway's snapshot holds the whole fleet.
   for (let i = 0; i < 100; i++) {
     const body = (await (await fetch(`${gatewayUrl}/route`, { headers: TOKYO })).json()) as { fleetSize: number };
@@ -97,8 +163,9 @@ function startHaproxy(port: number, upstreamPort: number, dir: string): ChildPro
 }
 
 export async function runGatewayBench(options: { smoke: boolean }): Promise<Record<string, number>> {
-  const seconds = options.smoke ? 2 : 10;
-  const latencySeconds = options.smoke ? 2 : 8;
+  const rounds = options.smoke ? 1 : 3;
+  const seconds = options.smoke ? 2 : 5;
+  const latencySeconds = options.smoke ? 2 : 5;
   const rate = options.smoke ? 100 : 300;
   const results: Record<string, number> = {};
   const dir = mkdtempSync(join(tmpdir(), "meridian-bench-"));
@@ -122,14 +189,16 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     cleanups.push(() => killGroup(fleet));
 
     // Cold start: the first routed request of a fresh isolate (snapshot and policy fetched).
+    const gpuClient = { ...TOKYO, "x-meridian-kind": "gpu" };
     const coldAt = performance.now();
-    const first = await fetch(`${gateway.url}/route`, { headers: TOKYO });
+    const first = await fetch(`${gateway.url}/route`, { headers: gpuClient });
     results.cold_start_ms = Math.round((performance.now() - coldAt) * 10) / 10;
     const decision = (await first.json()) as { node: { id: string } | null; fleetSize: number };
-    if (!decision.node) throw new Error(`no Tokyo node in the simulated fleet (${JSON.stringify(decision).slice(0, 200)})`);
-    // The simulator serves every node at /n/<id>: the same upstream for every target.
+    if (!decision.node) throw new Error(`no Tokyo GPU node in the simulated fleet (${JSON.stringify(decision).slice(0, 200)})`);
+    // The simulator serves every node at /n/<id> from one process: the same upstream for every target.
     const node = { endpoint: `http://127.0.0.1:${upstreamPort}/n/${decision.node.id}` };
-    const path = "/v1/whoami";
+    const script = join(dir, "chat.lua");
+    writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(CHAT_BODY)}\nwrk.headers["content-type"] = "application/json"\n`);
 
     const bareDir = join(dir, "bare");
     mkdirSync(bareDir);
@@ -137,9 +206,9 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     const bare = await startWorkerd({ dir: bareDir, port: await freePort(), module: "worker.js", text: { UPSTREAM: node.endpoint } });
     cleanups.push(() => bare.stop());
     const targets: Target[] = [
-      { name: "direct", url: `${node.endpoint}${path}`, headers: {} },
-      { name: "bare_workerd", url: `${bare.url}${path}`, headers: {} },
-      { name: "gateway", url: `${gateway.url}${path}`, headers: TOKYO },
+      { name: "direct", label: "node directly", url: `${node.endpoint}${CHAT_PATH}`, headers: {}, pid: fleet.pid },
+      { name: "bare_workerd", label: "bare workerd fetch-proxy", url: `${bare.url}${CHAT_PATH}`, headers: {}, pid: bare.process.pid },
+      { name: "gateway", label: "gateway", url: `${gateway.url}${CHAT_PATH}`, headers: gpuClient, pid: gateway.process.pid },
     ];
     if (has("haproxy")) {
       const haproxyPort = await freePort();
@@ -147,9 +216,17 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
       cleanups.push(() => killGroup(haproxy));
       await new Promise((r) => setTimeout(r, 300));
       pinGroup(haproxy.pid, 0);
-      targets.push({ name: "haproxy", url: `http://127.0.0.1:${haproxyPort}${new URL(node.endpoint).pathname}${path}`, headers: {} });
+      targets.push({ name: "haproxy", label: "HAProxy", url: `http://127.0.0.1:${haproxyPort}${new URL(node.endpoint).pathname}${CHAT_PATH}`, headers: {}, pid: haproxy.pid });
     } else {
       console.log("[bench] haproxy not installed (apt-get install haproxy): its baseline is skipped");
+    }
+    const portkeyPort = await freePort();
+    const portkey = await startPortkey(portkeyPort);
+    if (portkey !== null) {
+      cleanups.push(() => killGroup(portkey));
+      pinGroup(portkey.pid, 0);
+      const headers = { "x-portkey-provider": "openai", "x-portkey-custom-host": `${node.endpoint}/v1`, authorization: "Bearer bench" };
+      targets.push({ name: "peer_portkey", label: "Portkey gateway (Node)", url: `http://127.0.0.1:${portkeyPort}${CHAT_PATH}`, headers, pid: portkey.pid });
     }
     pinGroup(gateway.process.pid, 0);
     pinGroup(bare.process.pid, 0);
@@ -157,18 +234,85 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     // This process is the open-loop generator: the other core.
     if (has("taskset")) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
 
-    for (const target of targets) {
-      const latency = await openLoopLatencyUs(target, rate, latencySeconds);
-      results[`${target.name}_latency_us_p50`] = Math.round(latency.p50);
-      results[`${target.name}_latency_us_p99`] = Math.round(latency.p99);
-      if (has("wrk")) results[`${target.name}_rps`] = Math.round(wrkRps(target, seconds));
+    // The gateway's storage writes with its 140 nodes connected and no requests: the hubs' own.
+    const idleWindow = options.smoke ? 2 : 5;
+    const idle = await countStorageSyscalls(gateway.process.pid, idleWindow);
+    if (idle !== null) {
+      results.gateway_idle_fsync_per_s = Math.round(idle.fsyncs / idle.seconds);
+      results.gateway_idle_file_writes_per_s = Math.round(idle.fileWrites / idle.seconds);
     }
+
+    const runs = new Map<string, WrkRun[]>(targets.map((t) => [t.name, []]));
+    const latencies = new Map<string, { p50: number; p99: number }[]>(targets.map((t) => [t.name, []]));
+    const pairedRatios: number[] = [];
+    let gatewayFsyncs = 0;
+    let gatewayLoadSeconds = 0;
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order so that no target always runs first (or right after the gateway's writes).
+      const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
+      const roundRps = new Map<string, number>();
+      for (const target of order) {
+        const latency = await openLoopLatencyUs(target, rate, latencySeconds);
+        latencies.get(target.name)?.push(latency);
+        if (!has("wrk")) continue;
+        const storage = target.name === "gateway" ? countStorageSyscalls(target.pid, seconds + 1) : null;
+        const run = wrkRun(target, seconds, script);
+        const counted = await storage;
+        if (counted) {
+          gatewayFsyncs += counted.fsyncs;
+          gatewayLoadSeconds += counted.seconds;
+        }
+        runs.get(target.name)?.push(run);
+        roundRps.set(target.name, run.rps);
+      }
+      const ratio = (roundRps.get("gateway") ?? Number.NaN) / (roundRps.get("bare_workerd") ?? Number.NaN);
+      if (Number.isFinite(ratio)) pairedRatios.push(ratio);
+      console.log(`[gateway] round ${round + 1}/${rounds}: ${order.map((t) => `${t.name} ${fmt(roundRps.get(t.name) ?? Number.NaN)}`).join(", ")} req/s`);
+    }
+    const rows = [];
+    for (const target of targets) {
+      const r = runs.get(target.name) ?? [];
+      const l = latencies.get(target.name) ?? [];
+      const p50s = l.map((x) => x.p50);
+      const p99s = l.map((x) => x.p99);
+      results[`${target.name}_latency_us_p50`] = Math.round(median(p50s));
+      results[`${target.name}_latency_us_p99`] = Math.round(median(p99s));
+      if (r.length > 0) {
+        const rps = r.map((x) => x.rps);
+        const cpu = r.map((x) => x.cpuUsPerRequest);
+        results[`${target.name}_rps`] = Math.round(median(rps));
+        results[`${target.name}_rps_min`] = Math.round(summarize(rps).min);
+        results[`${target.name}_rps_max`] = Math.round(summarize(rps).max);
+        results[`${target.name}_cpu_us_per_request`] = Math.round(median(cpu));
+        results[`${target.name}_iowait_pct`] = Math.round(median(r.map((x) => x.iowaitPct)) * 10) / 10;
+        rows.push({
+          path: target.label,
+          "req/s median": fmt(median(rps)),
+          "req/s range": range(rps),
+          "cpu µs/req": fmt(median(cpu)),
+          "p50 µs": fmt(median(p50s)),
+          "p99 µs": fmt(median(p99s)),
+          "p99 range": range(p99s),
+          "iowait %": (Math.round(median(r.map((x) => x.iowaitPct)) * 10) / 10).toFixed(1),
+        });
+      }
+    }
+    printTable(`gateway and baselines: POST ${CHAT_PATH}, ${rounds} interleaved rounds (wrk 32 conns ${seconds} s; open loop ${rate} req/s ${latencySeconds} s, timed from the scheduled send)`, rows);
+    if (gatewayLoadSeconds > 0) results.gateway_fsync_per_s = Math.round(gatewayFsyncs / gatewayLoadSeconds);
     const bareP50 = results.bare_workerd_latency_us_p50 ?? Number.NaN;
     const bareP99 = results.bare_workerd_latency_us_p99 ?? Number.NaN;
     results.gateway_added_latency_us_p50 = (results.gateway_latency_us_p50 ?? Number.NaN) - bareP50;
     results.gateway_added_latency_us_p99 = (results.gateway_latency_us_p99 ?? Number.NaN) - bareP99;
+    results.gateway_p99_to_bare = Math.round(((results.gateway_latency_us_p99 ?? Number.NaN) / bareP99) * 100) / 100;
     results.gateway_added_over_direct_us_p50 = (results.gateway_latency_us_p50 ?? Number.NaN) - (results.direct_latency_us_p50 ?? Number.NaN);
-    if (results.gateway_rps !== undefined && results.bare_workerd_rps !== undefined) results.gateway_to_bare_rps_ratio = Math.round((results.gateway_rps / results.bare_workerd_rps) * 100) / 100;
+    if (results.gateway_rps !== undefined && results.bare_workerd_rps !== undefined) {
+      results.gateway_to_bare_rps_ratio = Math.round((results.gateway_rps / results.bare_workerd_rps) * 100) / 100;
+      console.log(`[gateway] gateway / bare workerd req/s per round: ${pairedRatios.map((r) => r.toFixed(2)).join(", ")}`);
+    }
+    if (results.gateway_rps !== undefined && results.peer_portkey_rps !== undefined) {
+      results.gateway_to_portkey_rps_ratio = Math.round((results.gateway_rps / results.peer_portkey_rps) * 100) / 100;
+      results.gateway_to_portkey_cpu_ratio = Math.round(((results.gateway_cpu_us_per_request ?? Number.NaN) / (results.peer_portkey_cpu_us_per_request ?? Number.NaN)) * 100) / 100;
+    }
 
     results.policy_propagation_ms_p99 = await policyPropagation(gateway.url, secrets.ADMIN_TOKEN, options.smoke ? 3 : 10);
     return results;
