@@ -18,6 +18,7 @@ import { REGIONS } from "@meridian/regions";
 import { DialBook, FleetIndex, chooseOffload, route, subscriberBucket, type SlotPolicy } from "@meridian/routing";
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
+import { cpuSeconds } from "./lib/sysstat";
 import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd } from "./lib/workerd";
 
 const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
@@ -154,33 +155,53 @@ async function ledgerOverhead(smoke: boolean): Promise<Record<string, number>> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const url = `${gateway.url}/v1/data?bytes=1024`;
-    const seconds = smoke ? 2 : 8;
+    const seconds = smoke ? 2 : 4;
+    const rounds = smoke ? 1 : 3;
     await closedLoop(url, plainHeaders, 16, 1);
-    const plain = await closedLoop(url, plainHeaders, 16, seconds);
     const usageUrl = `${gateway.url}/admin/offload/usage?partner=bench-tel&from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 7200_000).toISOString()}`;
     const before = await ledgerTotals(usageUrl, admin);
-    const carrier = await closedLoop(url, carrierHeaders, 16, seconds);
+    // Plain and carrier take turns (A B A B): the machine's other load hits both alike.
+    const measure = async (headers: Record<string, string>) => {
+      const cpuBefore = cpuSeconds(gateway.process.pid);
+      const run = await closedLoop(url, headers, 16, seconds);
+      return { ...run, cpuUsPerRequest: ((cpuSeconds(gateway.process.pid) - cpuBefore) * 1e6) / run.requests };
+    };
+    const plainRuns: Awaited<ReturnType<typeof measure>>[] = [];
+    const carrierRuns: Awaited<ReturnType<typeof measure>>[] = [];
+    for (let round = 0; round < rounds; round++) {
+      plainRuns.push(await measure(plainHeaders));
+      carrierRuns.push(await measure(carrierHeaders));
+    }
+    const carrierRequests = carrierRuns.reduce((n, r) => n + r.requests, 0);
+    const carrierBytes = carrierRuns.reduce((n, r) => n + r.bytes, 0);
     // Let the last batches land, then compare with what the load generator received.
     let after = await ledgerTotals(usageUrl, admin);
-    for (let i = 0; i < 50 && after.requests - before.requests < carrier.requests; i++) {
+    for (let i = 0; i < 50 && after.requests - before.requests < carrierRequests; i++) {
       await new Promise((r) => setTimeout(r, 100));
       after = await ledgerTotals(usageUrl, admin);
     }
-    const plainLatency = summarize(plain.latencyUs);
-    const carrierLatency = summarize(carrier.latencyUs);
+    const median = (values: number[]) => summarize(values).p50;
+    const plainLatency = summarize(plainRuns.flatMap((r) => r.latencyUs));
+    const carrierLatency = summarize(carrierRuns.flatMap((r) => r.latencyUs));
+    const paired = plainRuns.map((p, i) => {
+      const c = carrierRuns[i] ?? p;
+      return { wall: 1e6 / c.rps - 1e6 / p.rps, cpu: c.cpuUsPerRequest - p.cpuUsPerRequest };
+    });
     const results = {
-      offload_plain_rps: Math.round(plain.rps),
-      offload_carrier_rps: Math.round(carrier.rps),
-      offload_ledger_overhead_us_per_request: Math.round(1e6 / carrier.rps - 1e6 / plain.rps),
+      offload_plain_rps: Math.round(median(plainRuns.map((r) => r.rps))),
+      offload_carrier_rps: Math.round(median(carrierRuns.map((r) => r.rps))),
+      offload_ledger_overhead_us_per_request: Math.round(median(paired.map((x) => x.wall))),
+      offload_ledger_cpu_us_per_request: Math.round(median(paired.map((x) => x.cpu))),
       offload_ledger_added_latency_us_p50: Math.round(carrierLatency.p50 - plainLatency.p50),
-      offload_ledger_requests_missing: carrier.requests - (after.requests - before.requests),
-      offload_ledger_bytes_missing: carrier.bytes - (after.bytes - before.bytes),
+      offload_ledger_requests_missing: carrierRequests - (after.requests - before.requests),
+      offload_ledger_bytes_missing: carrierBytes - (after.bytes - before.bytes),
     };
-    printTable("ledger overhead (16 connections, 1 KiB offloaded downloads, bare workerd)", [
-      { path: "plain hotspot request", rps: results.offload_plain_rps, p50_us: Math.round(plainLatency.p50), p99_us: Math.round(plainLatency.p99) },
-      { path: "carrier request + ledger", rps: results.offload_carrier_rps, p50_us: Math.round(carrierLatency.p50), p99_us: Math.round(carrierLatency.p99) },
+    printTable(`ledger overhead (16 connections, 1 KiB offloaded downloads, bare workerd, ${rounds} interleaved rounds)`, [
+      { path: "plain hotspot request", rps: results.offload_plain_rps, cpu_us_per_req: Math.round(median(plainRuns.map((r) => r.cpuUsPerRequest))), p50_us: Math.round(plainLatency.p50), p99_us: Math.round(plainLatency.p99) },
+      { path: "carrier request + ledger", rps: results.offload_carrier_rps, cpu_us_per_req: Math.round(median(carrierRuns.map((r) => r.cpuUsPerRequest))), p50_us: Math.round(carrierLatency.p50), p99_us: Math.round(carrierLatency.p99) },
     ]);
-    console.log(`[bench] ledger: ${carrier.requests} requests / ${carrier.bytes} bytes received by the clients; ledger counted ${after.requests - before.requests} / ${after.bytes - before.bytes}`);
+    console.log(`[bench] ledger overhead per round (wall µs / CPU µs per request): ${paired.map((x) => `${Math.round(x.wall)} / ${Math.round(x.cpu)}`).join(", ")}`);
+    console.log(`[bench] ledger: ${carrierRequests} requests / ${carrierBytes} bytes received by the clients; ledger counted ${after.requests - before.requests} / ${after.bytes - before.bytes}`);
     return results;
   } finally {
     for (const stop of stops.reverse()) await stop();
