@@ -140,9 +140,12 @@ const median = (values: number[]) => summarize(values).p50;
 const range = (values: number[]) => `${fmt(summarize(values).min)}–${fmt(summarize(values).max)}`;
 const fmt = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "n/a");
 
-/** The simulated fleet as its own process, so it can sit on the servers' core. */
-async function startFleetProcess(gatewayUrl: string, adminToken: string, port: number): Promise<ChildProcess> {
-  const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(port), "--token-ms", "0"]);
+/**
+ * The simulated fleet as its own process, so it can sit on the servers' core. Its nodes
+ * advertise the shared upstream (bench/lib/upstream.ts), so the gateway forwards there.
+ */
+async function startFleetProcess(gatewayUrl: string, adminToken: string, upstreamUrl: string): Promise<ChildProcess> {
+  const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(await freePort()), "--public-url", upstreamUrl, "--token-ms", "0"]);
   // Wait until the gateway's snapshot holds the whole fleet.
   for (let i = 0; i < 100; i++) {
     const body = (await (await fetch(`${gatewayUrl}/route`, { headers: TOKYO })).json()) as { fleetSize: number };
@@ -150,6 +153,24 @@ async function startFleetProcess(gatewayUrl: string, adminToken: string, port: n
     await new Promise((r) => setTimeout(r, 100));
   }
   return child;
+}
+
+/** The shared upstream node server as its own process; resolves once it listens. */
+function startUpstream(port: number): Promise<ChildProcess> {
+  const child = spawnGroup(process.execPath, ["--import", "tsx", join(REPO_ROOT, "bench/lib/upstream.ts"), "--port", String(port)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("upstream not ready in 30 s")), 30_000);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("READY")) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`upstream exited with ${code}`));
+    });
+  });
 }
 
 function startHaproxy(port: number, upstreamPort: number, dir: string): ChildProcess {
@@ -185,7 +206,9 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     cleanups.push(() => gateway.stop());
     results.workerd_start_ms = Math.round(performance.now() - gatewayStartedAt);
     const upstreamPort = await freePort();
-    const fleet = await startFleetProcess(gateway.url, secrets.ADMIN_TOKEN, upstreamPort);
+    const upstream = await startUpstream(upstreamPort);
+    cleanups.push(() => killGroup(upstream));
+    const fleet = await startFleetProcess(gateway.url, secrets.ADMIN_TOKEN, `http://127.0.0.1:${upstreamPort}`);
     cleanups.push(() => killGroup(fleet));
 
     // Cold start: the first routed request of a fresh isolate (snapshot and policy fetched).
@@ -195,7 +218,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     results.cold_start_ms = Math.round((performance.now() - coldAt) * 10) / 10;
     const decision = (await first.json()) as { node: { id: string } | null; fleetSize: number };
     if (!decision.node) throw new Error(`no Tokyo GPU node in the simulated fleet (${JSON.stringify(decision).slice(0, 200)})`);
-    // The simulator serves every node at /n/<id> from one process: the same upstream for every target.
+    // One upstream process serves every node at /n/<id>: the same upstream for every target.
     const node = { endpoint: `http://127.0.0.1:${upstreamPort}/n/${decision.node.id}` };
     const script = join(dir, "chat.lua");
     writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(CHAT_BODY)}\nwrk.headers["content-type"] = "application/json"\n`);
@@ -206,7 +229,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     const bare = await startWorkerd({ dir: bareDir, port: await freePort(), module: "worker.js", text: { UPSTREAM: node.endpoint } });
     cleanups.push(() => bare.stop());
     const targets: Target[] = [
-      { name: "direct", label: "node directly", url: `${node.endpoint}${CHAT_PATH}`, headers: {}, pid: fleet.pid },
+      { name: "direct", label: "node directly", url: `${node.endpoint}${CHAT_PATH}`, headers: {}, pid: upstream.pid },
       { name: "bare_workerd", label: "bare workerd fetch-proxy", url: `${bare.url}${CHAT_PATH}`, headers: {}, pid: bare.process.pid },
       { name: "gateway", label: "gateway", url: `${gateway.url}${CHAT_PATH}`, headers: gpuClient, pid: gateway.process.pid },
     ];
@@ -231,6 +254,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     pinGroup(gateway.process.pid, 0);
     pinGroup(bare.process.pid, 0);
     pinGroup(fleet.pid, 0);
+    pinGroup(upstream.pid, 0);
     // This process is the open-loop generator: the other core.
     if (has("taskset")) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
 
