@@ -18,6 +18,7 @@ import { REGIONS } from "@meridian/regions";
 import { DialBook, FleetIndex, chooseOffload, route, subscriberBucket, type SlotPolicy } from "@meridian/routing";
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
+import { benchGpu, createUpstreamServer } from "./lib/upstream";
 import { cpuSeconds } from "./lib/sysstat";
 import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd } from "./lib/workerd";
 
@@ -144,7 +145,15 @@ async function ledgerOverhead(smoke: boolean): Promise<Record<string, number>> {
       { id: "bench-nrt-bb", kind: "carrier", region: "nrt", capacity: 1000, partner: "bench-tel" },
       { id: "bench-nrt-hs", kind: "hotspot", region: "nrt", capacity: 1000, maxMbps: 1000 },
     ];
-    const sim = await startSimulator({ gatewayUrl: gateway.url, adminToken: SECRETS.ADMIN_TOKEN, nodes: 0, plan, logger: silentLogger, nodeLogger: () => silentLogger });
+    // The nodes' answers come from the bench's upstream (no signature check, as in the gateway part).
+    const upstreamPort = await freePort();
+    const upstream = createUpstreamServer((id) => plan.find((p) => p.id === id) ?? benchGpu(id));
+    await new Promise<void>((resolve) => upstream.listen(upstreamPort, "127.0.0.1", resolve));
+    stops.push(() => {
+      upstream.closeAllConnections();
+      upstream.close();
+    });
+    const sim = await startSimulator({ gatewayUrl: gateway.url, adminToken: SECRETS.ADMIN_TOKEN, nodes: 0, plan, publicUrl: `http://127.0.0.1:${upstreamPort}`, logger: silentLogger, nodeLogger: () => silentLogger });
     stops.push(() => sim.close({ drain: false }));
     const plainHeaders = { ...TOKYO, "x-meridian-kind": "hotspot" };
     const carrierHeaders = { ...plainHeaders, "x-meridian-carrier": "bench-tel", "x-meridian-subscriber": "bench-subscriber" };
