@@ -59,3 +59,52 @@ describe("admin API", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("not_found");
   });
 });
+
+describe("admin edge: what goes to the audit log, and bodies too large", () => {
+  it("refuses control characters, bidi overrides and lone surrogates in reasons and actors with 400, and stores nothing", async () => {
+    const live = await SELF.fetch(`${BASE}/admin/policy`, { headers: ADMIN });
+    const etag = live.headers.get("etag") ?? "";
+    const document = ((await live.json()) as { document: unknown }).document;
+    const versionsBefore = ((await (await SELF.fetch(`${BASE}/admin/policy/versions`, { headers: ADMIN })).json()) as { versions: unknown[] }).versions.length;
+    let checked = 0;
+    for (const [header, value] of [
+      ["x-meridian-reason", "ok\u001b[2Jcleared"],
+      ["x-meridian-reason", "bell\u0007"],
+      ["x-meridian-reason", "nul\u0000"],
+      ["x-meridian-reason", "right-to-left \u202eoverride"],
+      ["x-meridian-reason", "isolate \u2066x\u2069"],
+      ["x-meridian-actor", "eve\u202e"],
+    ] as const) {
+      // fetch may refuse some raw control bytes itself (then nothing reached the gateway);
+      // whatever does arrive must be refused.
+      let res: Response;
+      try {
+        res = await SELF.fetch(`${BASE}/admin/policy`, { method: "PUT", headers: { ...ADMIN, "content-type": "application/json", "if-match": etag, "x-meridian-reason": "fine", [header]: value }, body: JSON.stringify(document) });
+      } catch {
+        continue; // the client library refused to send it at all: nothing reached the gateway
+      }
+      expect(res.status, JSON.stringify(value)).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsafe_text");
+      checked++;
+    }
+    console.log(`[admin] ${checked} unsafe header values reached the gateway and were refused`);
+    expect(checked).toBeGreaterThanOrEqual(3);
+    const versionsAfter = ((await (await SELF.fetch(`${BASE}/admin/policy/versions`, { headers: ADMIN })).json()) as { versions: unknown[] }).versions.length;
+    expect(versionsAfter).toBe(versionsBefore);
+  });
+
+  it("answers an oversize chunked body (no content-length) with 413 in the error shape", async () => {
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 40) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await SELF.fetch(`${BASE}/admin/nodes`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: { code: "body_too_large", requestId: expect.any(String) } });
+  });
+});
