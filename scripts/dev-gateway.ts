@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { readDevVars } from "@meridian/node-agent/cli";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -84,8 +84,37 @@ export interface GatewayOptions {
   vars?: Record<string, string>;
 }
 
+/**
+ * A gateway left behind by an earlier run whose launcher was killed outright (its exit
+ * handler never ran) would hold the same local state and keep rebuilding in the background.
+ * Each run records its process group next to the state; the next run stops that group if
+ * it is orphaned (its parent is gone) and still a wrangler.
+ */
+function stopOrphanedGateway(pidFile: string): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, "utf8").trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const command = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (parent !== 1 || !command.includes("wrangler")) return;
+    console.warn(`[gateway] stopping a gateway orphaned by an earlier run (process group ${pid})`);
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // Gone already, or not ours to judge (no /proc): nothing to stop.
+  }
+}
+
 export async function startGateway(options: GatewayOptions): Promise<LocalGateway> {
   const url = `http://127.0.0.1:${options.port}`;
+  const stateDir = options.persistTo ?? join(REPO_ROOT, ".wrangler", "state");
+  const pidFile = join(stateDir, "gateway.pid");
+  stopOrphanedGateway(pidFile);
   const args = [
     join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js"),
     "dev",
@@ -116,6 +145,10 @@ export async function startGateway(options: GatewayOptions): Promise<LocalGatewa
         for (const line of lines) output(line);
       });
     }
+  }
+  if (child.pid !== undefined) {
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(pidFile, `${child.pid}\n`);
   }
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const signalGroup = (signal: NodeJS.Signals) => {
