@@ -43,7 +43,8 @@ export type DecisionVariables = { decision: Decision };
 /** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
 export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
   const client = readClientRequest(c.req.raw, c.env);
-  const view = await isolate.fleet.get(c.env, (p) => c.executionCtx.waitUntil(p));
+  const pending = isolate.fleet.view(c.env, (p) => c.executionCtx.waitUntil(p));
+  const view = pending instanceof Promise ? await pending : pending;
   const { index, policy } = view;
   // Fail closed: without a policy nobody knows what is allowed, so nothing is routed.
   if (policy === null) throw new HttpError(503, "policy_unavailable", "no routing policy is loaded yet; nothing is routed blind", {}, { "retry-after": RETRY_AFTER_S });

@@ -36,16 +36,37 @@ export class FleetCache {
   private fetchedAt = 0;
   private refreshing = false;
 
-  async get(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<EdgeView> {
+  /**
+   * The view, synchronously when this isolate's copy is warm (the hot path: no await, no
+   * promise), or a promise when it must wait for the Directory first.
+   */
+  view(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): EdgeView | Promise<EdgeView> {
     if (this.index === null || this.policy === null) {
       // Cold: wait. If that fails, the view has no policy and the caller refuses (fail closed).
-      await this.refresh(env).catch((err: unknown) => log("fleet.refresh", err, { cold: true }));
-    } else if (now - this.fetchedAt > SNAPSHOT_MAX_AGE_MS) {
+      return this.refresh(env).then(
+        () => this.current(),
+        (err: unknown) => (log("fleet.refresh", err, { cold: true }), this.current()),
+      );
+    }
+    if (now - this.fetchedAt > SNAPSHOT_MAX_AGE_MS) {
       // Better an old fleet than none if the Directory is briefly unreachable; the proxy's retry covers dead nodes.
-      await this.refresh(env).catch((err: unknown) => log("fleet.refresh", err, { stale: true }));
-    } else if (now - this.fetchedAt > SNAPSHOT_REFRESH_MS && !this.refreshing) {
+      return this.refresh(env).then(
+        () => this.current(),
+        (err: unknown) => (log("fleet.refresh", err, { stale: true }), this.current()),
+      );
+    }
+    if (now - this.fetchedAt > SNAPSHOT_REFRESH_MS && !this.refreshing) {
       waitUntil(this.refresh(env).catch((err: unknown) => log("fleet.refresh", err)));
     }
+    return this.current();
+  }
+
+  /** The view, waiting when it must (callers off the hot path). */
+  async get(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<EdgeView> {
+    return this.view(env, waitUntil, now);
+  }
+
+  private current(): EdgeView {
     return { index: this.index ?? new FleetIndex([]), policy: this.policy, carriers: this.carriers, carriersVersion: this.carriersVersion };
   }
 
