@@ -69,12 +69,12 @@ export class Metrics {
   }
 
   render(fleet: { nodes: readonly NodeRecord[]; heartbeats: Record<string, number>; snapshotVersion: number; policyVersion: number | null; ejected: number }): string {
-    const lines: string[] = ["# HELP meridian_requests_total Client requests by route, outcome and status.", "# TYPE meridian_requests_total counter"];
+    const lines: string[] = ["# HELP meridian_requests_total Client requests by route, outcome and status, counted by this isolate only (all isolates: the REQUEST_EVENTS Analytics Engine dataset, docs/scale.md).", "# TYPE meridian_requests_total counter"];
     for (const [key, count] of [...this.requests.entries()].sort()) {
       const [route = "", outcome = "", status = ""] = key.split("\u0000");
       lines.push(`meridian_requests_total{route="${label(route)}",outcome="${label(outcome)}",status="${status}"} ${count}`);
     }
-    lines.push(...this.examined.render("meridian_routing_examined_nodes", "Nodes examined per routing decision."));
+    lines.push(...this.examined.render("meridian_routing_examined_nodes", "Nodes examined per routing decision, in this isolate only."));
     lines.push("# HELP meridian_nodes Connected nodes by state and region.", "# TYPE meridian_nodes gauge");
     const byState = new Map<string, number>();
     for (const node of fleet.nodes) {

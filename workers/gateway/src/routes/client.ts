@@ -23,6 +23,13 @@ const countOutcome = (routeName: string) =>
     const status = c.res.status;
     const outcome = c.res.headers.get("x-meridian-route") ?? OUTCOME_BY_STATUS[status] ?? (status < 400 ? "answered" : "error");
     isolate.metrics.countRequest(routeName, outcome, status);
+    // Across isolates: one data point per request (non-blocking; the runtime batches them).
+    const decision = c.get("decision") as Decision | undefined;
+    c.env.REQUEST_EVENTS?.writeDataPoint({
+      indexes: [routeName],
+      blobs: [outcome, decision?.client.country ?? "", c.res.headers.get("x-meridian-region") ?? "", c.res.headers.get("x-meridian-node") ?? ""],
+      doubles: [status, decision?.candidates.length ?? 0],
+    });
   });
 const OUTCOME_BY_STATUS: Record<number, string> = { 400: "bad_request", 451: "blocked_by_policy", 502: "upstream_failed", 503: "unavailable" };
 
