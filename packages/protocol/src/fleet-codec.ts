@@ -2,6 +2,7 @@ import { isRegionId, REGIONS, regionIndex } from "@meridian/regions";
 import { NodeHealthSchema, type NodeHealth } from "./api";
 import { GPU_CLASSES, NodeKindSchema, type GpuClass, type GpuHardware, type NodeKind } from "./common";
 import type { NodeRecord, NodeUpdate } from "./fleet";
+import { fromBase64Url, toBase64Url } from "./request-signature";
 
 /**
  * The binary form of what the fleet tree carries (Directory → replicas → colo caches →
@@ -50,7 +51,10 @@ const OWN_LOAD = 1 << 8;
 const HAS_PARTNER = 1 << 9;
 const HAS_CONGESTION = 1 << 10;
 const HAS_GEO_FLAG = 1 << 11;
-const KNOWN_FLAGS = (1 << 12) - 1;
+const HAS_CREDENTIAL = 1 << 12;
+const KNOWN_FLAGS = (1 << 13) - 1;
+/** Credential ids are "<key id>_<random>": the key id is shared by most nodes (string table). */
+const CREDENTIAL_ID = /^([A-Za-z0-9_-]{1,16})_([A-Za-z0-9-]+)$/;
 
 /** The load an agent reports for `inFlight` of `capacity` (packages/node-agent workload). */
 export function agentLoad(inFlight: number, capacity: number): number {
@@ -125,6 +129,13 @@ class Writer {
     this.length += bytes.length;
   }
 
+  raw(bytes: Uint8Array): void {
+    this.uint(bytes.length);
+    this.room(bytes.length);
+    this.buf.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
   bytes(): Uint8Array {
     return this.buf.slice(0, this.length);
   }
@@ -184,6 +195,13 @@ class Reader {
     const n = this.uint();
     if (n > limit) throw new FleetCodecError(`${what}: ${n} exceeds ${limit}`);
     return n;
+  }
+
+  raw(): Uint8Array {
+    const n = this.count(this.buf.length - this.at, "byte length");
+    const bytes = this.buf.slice(this.at, this.at + n);
+    this.at += n;
+    return bytes;
   }
 
   string(): string {
@@ -252,6 +270,7 @@ export function encodeFleetAnswer(answer: FleetAnswer): Uint8Array {
       if (r.partner !== undefined) flags |= HAS_PARTNER;
       if (r.congestion !== undefined) flags |= HAS_CONGESTION;
       if (r.geoFlag !== undefined) flags |= HAS_GEO_FLAG;
+      if (r.credentialId !== undefined) flags |= HAS_CREDENTIAL;
     }
     body.uint(flags);
     const prefix = sharedPrefix(previousId, r.id);
@@ -293,6 +312,23 @@ export function encodeFleetAnswer(answer: FleetAnswer): Uint8Array {
     if (r.geoFlag !== undefined) {
       body.uint(str(r.geoFlag.colo));
       body.number(r.geoFlag.km);
+    }
+    if (r.credentialId !== undefined) {
+      // Key id from the string table; the random part as raw bytes when it is base64url.
+      const parts = CREDENTIAL_ID.exec(r.credentialId);
+      const key = parts?.[1];
+      const random = parts?.[2];
+      const rawRandom = random === undefined ? null : fromBase64Url(random);
+      if (key !== undefined && random !== undefined && rawRandom !== null && toBase64Url(rawRandom) === random) {
+        body.uint((1 + str(key)) * 2 + 1);
+        body.raw(rawRandom);
+      } else if (key !== undefined && random !== undefined) {
+        body.uint((1 + str(key)) * 2);
+        body.string(random);
+      } else {
+        body.uint(0);
+        body.string(r.credentialId);
+      }
     }
   }
 
@@ -405,6 +441,13 @@ export function decodeFleetAnswer(bytes: Uint8Array): FleetAnswer {
     const partner = flags & HAS_PARTNER ? str(r.uint()) : undefined;
     const congestion = flags & HAS_CONGESTION ? r.number() : undefined;
     const geoFlag = flags & HAS_GEO_FLAG ? { colo: str(r.uint()), km: r.number() } : undefined;
+    let credentialId: string | undefined;
+    if (flags & HAS_CREDENTIAL) {
+      const tag = r.uint();
+      const key = Math.floor(tag / 2) - 1;
+      if (tag === 0) credentialId = r.string();
+      else credentialId = `${str(key)}_${tag % 2 === 1 ? toBase64Url(r.raw()) : r.string()}`;
+    }
     records.push({
       id,
       kind: nodeKind,
@@ -426,6 +469,7 @@ export function decodeFleetAnswer(bytes: Uint8Array): FleetAnswer {
       ...(tier !== undefined ? { tier } : {}),
       ...(users !== undefined ? { users } : {}),
       ...(geoFlag !== undefined ? { geoFlag } : {}),
+      ...(credentialId !== undefined ? { credentialId } : {}),
       seq,
     });
   }

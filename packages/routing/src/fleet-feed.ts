@@ -122,6 +122,18 @@ export class FleetLog {
     return this.nodes.size;
   }
 
+  get(id: string): NodeRecord | undefined {
+    return this.nodes.get(id);
+  }
+
+  records(): NodeRecord[] {
+    return [...this.nodes.values()];
+  }
+
+  get documentVersions(): { policyVersion: number; carriersVersion: number } {
+    return { ...this.documents };
+  }
+
   setDocuments(policyVersion: number, carriersVersion: number): void {
     this.documents = { policyVersion: Math.max(policyVersion, this.documents.policyVersion), carriersVersion: Math.max(carriersVersion, this.documents.carriersVersion) };
   }

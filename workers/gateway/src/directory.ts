@@ -1,23 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
-import type { NodeRecord, NodeUpdate } from "@meridian/protocol";
+import { encodeFleetAnswer, sortedById, type FleetAnswer, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
+import { FleetLog } from "@meridian/routing";
 import { regionHub } from "./durable";
 import type { DocumentName } from "./policy-store";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
-export type DirectoryAnswer =
-  | ({ kind: "full"; epoch: string; version: number; nodes: NodeRecord[] } & DocumentVersions)
-  | ({ kind: "delta"; epoch: string; version: number; updates: NodeUpdate[] } & DocumentVersions);
-
-/** Latest published versions of the documents isolates load (policy, carrier partners). */
-export interface DocumentVersions {
-  policyVersion: number;
-  carriersVersion: number;
-}
+export type DirectoryAnswer = FleetAnswer;
 
 /** Leaves remembered (oldest forgotten first) so a late record from before a leave stays out. */
 const TOMBSTONE_LIMIT = 100_000;
-/** How many recent changes are kept to answer deltas; older callers get a full snapshot. */
-const CHANGE_LOG_LIMIT = 20_000;
 
 /**
  * The fleet as one versioned map, fed by RegionHubs and read by gateway isolates.
@@ -28,21 +19,14 @@ const CHANGE_LOG_LIMIT = 20_000;
  * sockets it holds now. Nothing from before a restart is ever served as live.
  */
 export class Directory extends DurableObject<Env> {
-  private readonly nodes = new Map<string, NodeRecord>();
+  /** The map and its change log (packages/routing, shared with the scale simulation); a fresh epoch per instance. */
+  private readonly fleet = new FleetLog(crypto.randomUUID());
   /** Regions that have had a node: their hubs are asked for live sockets after a restart. */
   private readonly regionsSeen = new Set<string>();
   /** The seq of each node's last leave. */
   private readonly goneAt = new Map<string, number>();
-  /** A fresh epoch per instance: versions are comparable only within one epoch. */
-  private readonly epoch = crypto.randomUUID();
-  private version = 0;
-  /** Latest published document versions; snapshots carry them so isolates know when to reload. */
-  private readonly documents: DocumentVersions = { policyVersion: 0, carriersVersion: 0 };
   /** JSON heartbeats received per region hub, for /metrics (in memory: a counter may reset). */
   private readonly heartbeats: Record<string, number> = {};
-  /** Node ids in the order they changed; changeVersions[i] is the version of change i. */
-  private changedIds: string[] = [];
-  private changeVersions: number[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -51,10 +35,8 @@ export class Directory extends DurableObject<Env> {
     ctx.storage.sql.exec("DROP TABLE IF EXISTS nodes");
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS regions (region TEXT PRIMARY KEY)");
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
-    for (const row of ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")) {
-      if (row.key === "policy_version") this.documents.policyVersion = row.value;
-      if (row.key === "carriers_version") this.documents.carriersVersion = row.value;
-    }
+    const meta = new Map([...ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")].map((row) => [row.key, row.value]));
+    this.fleet.setDocuments(meta.get("policy_version") ?? 0, meta.get("carriers_version") ?? 0);
     ctx.waitUntil(this.recoverFromHubs());
   }
 
@@ -77,35 +59,29 @@ export class Directory extends DurableObject<Env> {
     );
   }
 
-  /** Applies whole-record updates from a hub; stale ones (lower seq) are ignored. */
+  /**
+   * Applies whole-record updates from a hub; stale ones (lower seq) are ignored, and so is a
+   * record older than the node's last leave (a late answer from before it).
+   */
   applyUpdates(updates: NodeUpdate[]): number {
+    const accepted: NodeUpdate[] = [];
     for (const update of updates) {
-      const current = this.nodes.get(update.id);
-      if (current !== undefined && current.seq >= update.seq) continue;
       if ("gone" in update) {
-        if (current === undefined) continue;
-        this.nodes.delete(update.id);
+        const known = this.fleet.get(update.id);
+        if (known === undefined || known.seq >= update.seq) continue;
         this.goneAt.set(update.id, update.seq);
         if (this.goneAt.size > TOMBSTONE_LIMIT) this.goneAt.delete(this.goneAt.keys().next().value ?? "");
       } else {
-        // A record older than the node's leave (a late answer from before it) stays out.
         if ((this.goneAt.get(update.id) ?? -1) >= update.seq) continue;
         this.goneAt.delete(update.id);
-        this.nodes.set(update.id, update);
         if (!this.regionsSeen.has(update.region)) {
           this.regionsSeen.add(update.region);
           this.ctx.storage.sql.exec("INSERT OR IGNORE INTO regions (region) VALUES (?)", update.region);
         }
       }
-      this.version++;
-      this.changedIds.push(update.id);
-      this.changeVersions.push(this.version);
+      accepted.push(update);
     }
-    if (this.changedIds.length > CHANGE_LOG_LIMIT * 2) {
-      this.changedIds = this.changedIds.slice(-CHANGE_LOG_LIMIT);
-      this.changeVersions = this.changeVersions.slice(-CHANGE_LOG_LIMIT);
-    }
-    return this.version;
+    return this.fleet.applyUpdates(accepted);
   }
 
   addHeartbeats(region: string, count: number): void {
@@ -113,32 +89,27 @@ export class Directory extends DurableObject<Env> {
   }
 
   metrics(): { nodes: NodeRecord[]; heartbeats: Record<string, number> } {
-    return { nodes: [...this.nodes.values()], heartbeats: { ...this.heartbeats } };
+    return { nodes: this.fleet.records(), heartbeats: { ...this.heartbeats } };
   }
 
   setDocumentVersion(name: DocumentName, version: number): void {
-    const field = name === "policy" ? "policyVersion" : "carriersVersion";
-    if (version <= this.documents[field]) return;
-    this.documents[field] = version;
+    const current = this.fleet.documentVersions;
+    if (version <= (name === "policy" ? current.policyVersion : current.carriersVersion)) return;
+    this.fleet.setDocuments(name === "policy" ? version : 0, name === "carriers" ? version : 0);
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", `${name}_version`, version);
   }
 
   /** Everything changed after `version` of `epoch`, or the full fleet when that is not known. */
   snapshotSince(epoch: string | null, version: number): DirectoryAnswer {
-    const oldest = this.changeVersions[0] ?? this.version + 1;
-    if (epoch !== this.epoch || version < oldest - 1 || version > this.version) {
-      return { kind: "full", epoch: this.epoch, version: this.version, ...this.documents, nodes: [...this.nodes.values()] };
-    }
-    const changed = new Set<string>();
-    for (let i = this.changeVersions.length - 1; i >= 0 && (this.changeVersions[i] ?? 0) > version; i--) {
-      const id = this.changedIds[i];
-      if (id !== undefined) changed.add(id);
-    }
-    const updates: NodeUpdate[] = [];
-    for (const id of changed) {
-      const record = this.nodes.get(id);
-      updates.push(record ?? { id, region: "", gone: true, seq: Number.MAX_SAFE_INTEGER });
-    }
-    return { kind: "delta", epoch: this.epoch, version: this.version, ...this.documents, updates };
+    return this.fleet.since(epoch, version);
+  }
+
+  /**
+   * The same answer in the compact binary encoding (packages/protocol fleet-codec: about
+   * 20 bytes per node in a full copy, deltas by the change): what isolates refresh with.
+   */
+  feedSince(epoch: string | null, version: number): Uint8Array {
+    const answer = this.fleet.since(epoch, version);
+    return encodeFleetAnswer(answer.kind === "full" ? { ...answer, nodes: sortedById(answer.nodes) } : answer);
   }
 }

@@ -1,7 +1,7 @@
 import { compilePolicy, type CompiledPolicy } from "@meridian/policy";
 import type { CarrierPartner } from "@meridian/protocol";
 import { FleetIndex } from "@meridian/routing";
-import type { DirectoryAnswer } from "./directory";
+import { decodeFleetAnswer, type FleetAnswer } from "@meridian/protocol";
 import { carrierStore, directory, policyStore } from "./durable";
 
 /** Older than this, a snapshot is refreshed in the background while it keeps serving. */
@@ -81,7 +81,8 @@ export class FleetCache {
   async refresh(env: Env): Promise<void> {
     this.refreshing = true;
     try {
-      const [answer] = await Promise.all([directory(env).snapshotSince(this.epoch, this.version), this.policy === null ? this.loadPolicy(env) : null]);
+      const [bytes] = await Promise.all([directory(env).feedSince(this.epoch, this.version), this.policy === null ? this.loadPolicy(env) : null]);
+      const answer = decodeFleetAnswer(bytes);
       this.apply(answer);
       this.fetchedAt = Date.now();
       if (this.policy !== null && answer.policyVersion > this.policy.version) {
@@ -117,7 +118,7 @@ export class FleetCache {
    * A full answer builds a new index; a delta is applied to the one in place (decisions are
    * synchronous, so each sees one version).
    */
-  private apply(answer: DirectoryAnswer): void {
+  private apply(answer: FleetAnswer): void {
     if (answer.kind === "full") this.index = new FleetIndex(answer.nodes);
     else (this.index ??= new FleetIndex([])).apply(answer.updates);
     this.epoch = answer.epoch;

@@ -1,3 +1,4 @@
+import { encodeFleetAnswer } from "@meridian/protocol";
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import type { PolicyDocument } from "@meridian/protocol";
 import { describe, expect, it } from "vitest";
@@ -185,7 +186,7 @@ describe("fail closed", () => {
     const first = await cache.get(env, () => {});
     const loaded = first.policy?.version;
     expect(loaded).toBeGreaterThan(0);
-    const directory = { getByName: () => ({ snapshotSince: async () => ({ kind: "delta", epoch: "e", version: 1, policyVersion: 999, updates: [] }) }) };
+    const directory = { getByName: () => ({ feedSince: async () => encodeFleetAnswer({ kind: "delta", epoch: "e", version: 1, policyVersion: 999, carriersVersion: 0, updates: [] }) }) };
     await cache.refresh({ ...env, DIRECTORY: directory, POLICY_STORE: brokenStore } as unknown as Env);
     expect(cache.policyVersion).toBe(loaded);
   });
