@@ -25,9 +25,9 @@ import { silentLogger, startSimulator, type SimulatorHandle } from "@meridian/no
 import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
 import { killGroup, spawnGroup } from "./lib/process";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
 
-const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+const SECRETS = BENCH_GATEWAY_VARS;
 const POLL_MS = 50;
 const HEARTBEAT_MS = 1000;
 const JITTER_MS = 200;

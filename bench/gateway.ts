@@ -18,7 +18,7 @@ import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
 import { printTable, summarize } from "./lib/stats";
 import { countStorageSyscalls, cpuSeconds, iowaitPercent, machineCpuTimes } from "./lib/sysstat";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
 
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 /** The request every target forwards: a one-token chat completion (the node answers at once). */
@@ -190,7 +190,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
   const rate = options.smoke ? 100 : 300;
   const results: Record<string, number> = {};
   const dir = mkdtempSync(join(tmpdir(), "meridian-bench-"));
-  const secrets = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+  const secrets = BENCH_GATEWAY_VARS;
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     const gatewayDir = join(dir, "gateway");
@@ -200,7 +200,7 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
       dir: gatewayDir,
       port: await freePort(),
       module: "index.js",
-      text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" },
+      text: { ...secrets },
       durableObjects: GATEWAY_DURABLE_OBJECTS,
     });
     cleanups.push(() => gateway.stop());

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { freePort } from "../scripts/dev-gateway";
 import { killGroup, startSimProcess } from "./lib/process";
 import { countStorageSyscalls, cpuSeconds, iowaitPercent, machineCpuTimes } from "./lib/sysstat";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
 
-const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+const SECRETS = BENCH_GATEWAY_VARS;
 
 interface FleetState {
   total: number;

@@ -20,9 +20,9 @@ import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
 import { benchGpu, createUpstreamServer } from "./lib/upstream";
 import { cpuSeconds } from "./lib/sysstat";
-import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd } from "./lib/workerd";
+import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
 
-const SECRETS = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+const SECRETS = BENCH_GATEWAY_VARS;
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 const PARTNERS = 4;
 let sink = 0;
@@ -131,7 +131,7 @@ async function ledgerOverhead(smoke: boolean): Promise<Record<string, number>> {
   const stops: (() => Promise<void> | void)[] = [];
   try {
     bundleGateway(dir);
-    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: { ...SECRETS, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: GATEWAY_DURABLE_OBJECTS });
+    const gateway = await startWorkerd({ dir, port: await freePort(), module: "index.js", text: { ...SECRETS }, durableObjects: GATEWAY_DURABLE_OBJECTS });
     stops.push(() => gateway.stop());
     const admin = { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}` };
     const current = await fetch(`${gateway.url}/admin/carriers`, { headers: admin });

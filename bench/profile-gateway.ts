@@ -11,20 +11,20 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary, BENCH_GATEWAY_VARS } from "./lib/workerd";
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount: number;
 }
 
-const secrets = { ADMIN_TOKEN: "bench-admin-token-0123456789", NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789" };
+const secrets = BENCH_GATEWAY_VARS;
 const dir = mkdtempSync(join(tmpdir(), "meridian-profile-"));
 bundleGateway(dir);
 const port = await freePort();
 const inspectorPort = await freePort();
 // startWorkerd writes the config; restart the same config with the inspector on.
-(await startWorkerd({ dir, port, module: "index.js", text: { ...secrets, DEV_TRUST_CLIENT_GEO: "true" }, durableObjects: GATEWAY_DURABLE_OBJECTS })).stop();
+(await startWorkerd({ dir, port, module: "index.js", text: { ...secrets }, durableObjects: GATEWAY_DURABLE_OBJECTS })).stop();
 await new Promise((r) => setTimeout(r, 300));
 const workerd = spawnGroup(workerdBinary(), ["serve", "--experimental", `--inspector-addr=127.0.0.1:${inspectorPort}`, join(dir, "config.capnp")], { stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 1500));

@@ -40,7 +40,17 @@ export interface WorkerdOptions {
 const quote = (s: string) => JSON.stringify(s);
 
 /** Every Durable Object class the gateway bundle exports (wrangler.toml binds the same). */
-export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger"];
+export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger", "NodeRegistry"];
+/**
+ * The gateway's variables in every bench: bench-only secrets, and the local-run settings
+ * (client geography from headers, nodes on loopback) that `npm start` puts in .dev.vars.
+ */
+export const BENCH_GATEWAY_VARS = {
+  ADMIN_TOKEN: "bench-admin-token-0123456789",
+  NODE_CREDENTIAL_KEY: "bench-credential-key-0123456789abcdef0123456789",
+  DEV_TRUST_CLIENT_GEO: "true",
+  DEV_NODE_ENDPOINTS: "loopback",
+};
 /** As in wrangler.toml. */
 const COMPATIBILITY_FLAGS = ["enable_request_signal"];
 
