@@ -27,6 +27,7 @@ export {
   type RouteInput,
   type SlotPolicy,
 } from "./route";
+export { diffCarriers, validateCarriers, type CarrierFinding, type CarrierValidation } from "./carriers";
 export { DEFAULT_OUTLIER_CONFIG, OutlierDetector, type Ejection, type OutlierConfig } from "./outliers";
 export {
   CHANGE_LOG_LIMIT,
