@@ -17,7 +17,7 @@ export interface DocumentVersions {
 /** Leaves remembered (oldest forgotten first) so a late record from before a leave stays out. */
 const TOMBSTONE_LIMIT = 100_000;
 /** How many recent changes are kept to answer deltas; older callers get a full snapshot. */
-const CHANGE_LOG_LIMIT = 20_000;
+export const CHANGE_LOG_LIMIT = 20_000;
 
 /**
  * The fleet as one versioned map, fed by RegionHubs and read by gateway isolates.
