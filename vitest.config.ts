@@ -6,7 +6,8 @@ export default defineConfig({
     projects: [
       {
         // Pure packages: no I/O, plain Node.
-        test: { name: "packages", include: ["packages/*/test/**/*.test.ts"], environment: "node" },
+        // Test timeouts are ~10x what a quiet machine needs: CI is a busy 2-core machine.
+        test: { name: "packages", include: ["packages/*/test/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
       },
       {
         // The gateway inside workerd with real Durable Object bindings from wrangler.toml.
@@ -17,7 +18,7 @@ export default defineConfig({
             miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", EDITOR_TOKEN: "test-editor-token-0123456789", VIEWER_TOKEN: "test-viewer-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true", DEV_NODE_ENDPOINTS: "loopback,.test", UPSTREAM_HEADERS_TIMEOUT_MS: "300" } },
           }),
         ],
-        test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"] },
+        test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
       {
         // Real processes and sockets on 127.0.0.1: wrangler dev, ws agents, HTTP clients.

@@ -1,5 +1,5 @@
 /**
- * The failure detector alone (packages/protocol liveness.ts), against the simulator's frame
+ * The failure detector alone (packages/routing liveness.ts), against the simulator's frame
  * model: one frame per interval at its nominal time plus a uniform offset in +-jitter, each
  * lost with probability `loss`. No processes, no clock: millions of gaps in seconds, so rare
  * events (two or three lost frames in a row) show up in numbers the live failover benchmark
@@ -12,7 +12,7 @@
  * are judged on the same frames for comparison.
  */
 import { seededRandom } from "@meridian/node-agent";
-import { newArrivalStats, observeArrival } from "@meridian/protocol";
+import { newArrivalStats, observeArrival } from "@meridian/routing";
 import { percentile, printTable } from "./lib/stats";
 
 const HEARTBEAT_MS = 1000;

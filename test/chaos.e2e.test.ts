@@ -34,9 +34,13 @@ const KILL_AT_S = 8;
 const FREEZE_AT_S = 12;
 const FLAP_AT_S = 18;
 const THAW_AFTER_S = 8;
-/** Slack on the detection goals (1 s closed, 3.5 s silent) for snapshot refresh and a busy machine. */
-const CLOSED_OUT_MS = 2_500;
-const SILENT_OUT_MS = 6_000;
+/**
+ * Bounds on routing to a node after its hit: ~10x the detection goals (1 s closed, 3.5 s silent
+ * would be 10 s and 35 s; silent is held at 20 s so frozen nodes, hit 28 s before the load ends,
+ * are still checked). The goals live in the failover benchmark; the test prints the figures.
+ */
+const CLOSED_OUT_MS = 10_000;
+const SILENT_OUT_MS = 20_000;
 const FLEET_POLL_MS = 500;
 /** Ids sort before the simulated nodes' ("chaos-<region>-..."), so they win ties in their region. */
 const REAL_KILLED: AgentSpec = { id: "chaos-0-gru-hotspot", region: "gru", kind: "hotspot" };
@@ -148,12 +152,16 @@ beforeAll(async () => {
   for (const node of sim.nodes) recordArrivals(node);
   realAgents.push(...(await Promise.all([REAL_KILLED, REAL_STOPPED].map((spec) => startAgent(gateway.url, adminToken, spec)))));
   const ids = [...sim.nodes.map((n) => n.plan.id), REAL_KILLED.id, REAL_STOPPED.id];
-  const deadline = performance.now() + 30_000;
+  const upFrom = performance.now();
+  const deadline = upFrom + 90_000;
   for (;;) {
     const fleet = await fleetHealth().catch(() => new Map());
     // Routable: with 1 % loss a node is now and then briefly suspect.
-    if (ids.every((id) => ["healthy", "suspect"].includes(fleet.get(id)?.health ?? ""))) break;
-    if (performance.now() > deadline) throw new Error("the simulated fleet did not come up in 30 s");
+    if (ids.every((id) => ["healthy", "suspect"].includes(fleet.get(id)?.health ?? ""))) {
+      console.log(`[chaos] fleet routable ${(performance.now() - upFrom).toFixed(0)} ms after the agents started`);
+      break;
+    }
+    if (performance.now() > deadline) throw new Error("the simulated fleet did not come up in 90 s");
     await sleep(250);
   }
 }, 120_000);
@@ -312,6 +320,10 @@ describe("chaos under load", () => {
       return thawed !== undefined && a.at < thawed && routedLate(a, SILENT_OUT_MS);
     });
 
+    // The figures behind the bounds: the latest a request reached a victim, counted from its hit.
+    const latestAfterHit = (nodes: readonly string[]) =>
+      Math.max(0, ...arrivals.filter((a) => nodes.includes(a.node) && !thawedAt.has(a.node)).map((a) => (sentAt.get(a.request ?? "") ?? 0) - (hitAt.get(a.node) ?? Number.POSITIVE_INFINITY)));
+    console.log(`[chaos] latest request routed to a victim after its hit: killed ${latestAfterHit(killed).toFixed(0)} ms (bound ${CLOSED_OUT_MS}), frozen ${latestAfterHit(frozen).toFixed(0)} ms (bound ${SILENT_OUT_MS})`);
     const successRate = (outcomes.length - failed.length) / outcomes.length;
     console.log(
       `[chaos] ${outcomes.length} requests at ${RATE_PER_S}/s over ${clients.length} clients; killed ${killed.length} + 1 process (kill -9), froze ${frozen.length}, flapped ${flapped.length} + 1 process (SIGSTOP, SIGCONT); ` +

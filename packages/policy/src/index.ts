@@ -12,4 +12,3 @@ export {
   type PolicyDiff,
   type ValidationResult,
 } from "./analyze";
-export { diffCarriers, validateCarriers, type CarrierValidation } from "./carriers";

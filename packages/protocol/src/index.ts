@@ -4,7 +4,6 @@ export * from "./api";
 export * from "./fleet";
 export * from "./identity";
 export * from "./policy";
-export * from "./liveness";
 export * from "./carriers";
 export * from "./request-signature";
 export * from "./text";

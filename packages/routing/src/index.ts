@@ -27,6 +27,7 @@ export {
   type RouteInput,
   type SlotPolicy,
 } from "./route";
+export { diffCarriers, validateCarriers, type CarrierFinding, type CarrierValidation } from "./carriers";
 export { DEFAULT_OUTLIER_CONFIG, OutlierDetector, type Ejection, type OutlierConfig } from "./outliers";
 export {
   CHANGE_LOG_LIMIT,
@@ -44,3 +45,26 @@ export {
   type ColoEntry,
   type RefreshAction,
 } from "./fleet-feed";
+export {
+  DESIGN_LOSS_RATE,
+  FLAP_WINDOW_MS,
+  FLOOR_SHARE_OF_INTERVAL,
+  GAP_EWMA_WEIGHT,
+  MAX_DOWN_INTERVALS,
+  MAX_RECOVERY_GOOD_CHECKS,
+  MIN_SD_MS,
+  PHI_DOWN,
+  PHI_SUSPECT,
+  PRIOR_SD_SHARE_OF_INTERVAL,
+  RECOVERY_GOOD_CHECKS,
+  flooredSdMs,
+  newArrivalStats,
+  normalTail,
+  observeArrival,
+  phi,
+  stepLiveness,
+  type ArrivalStats,
+  type Liveness,
+  type LivenessStep,
+  type SilenceLimits,
+} from "./liveness";

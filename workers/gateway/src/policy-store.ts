@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import { diffCarriers, diffPolicies, validateCarriers, validatePolicy } from "@meridian/policy";
+import { diffPolicies, validatePolicy } from "@meridian/policy";
+import { diffCarriers, validateCarriers } from "@meridian/routing";
 import type { CarrierDocument, PolicyDocument } from "@meridian/protocol";
 import baseline from "../../../infra/policies/baseline.json";
 import { VersionedDocuments, type AuditEntry, type DocumentType, type DocumentVersion, type PublishRequest, type PublishResult } from "./versioned-store";

@@ -1,4 +1,5 @@
-import type { ArrivalStats, CredentialClaims, NodeRecord } from "@meridian/protocol";
+import type { CredentialClaims, NodeRecord } from "@meridian/protocol";
+import type { ArrivalStats } from "@meridian/routing";
 
 /** Per-socket state, kept in the socket attachment so it survives hibernation. */
 export interface NodeSocketState {

@@ -2,7 +2,6 @@ import { DurableObject } from "cloudflare:workers";
 import {
   CloseCode,
   DEFAULT_HOTSPOT_MBPS,
-  FLAP_WINDOW_MS,
   HELLO_TIMEOUT_MS,
   MAX_NODE_FRAME_BYTES,
   NodeMessageSchema,
@@ -11,9 +10,6 @@ import {
   PROTOCOL_VERSION,
   endpointProblem,
   identityMismatch,
-  newArrivalStats,
-  observeArrival,
-  stepLiveness,
   tierForMbps,
   type GatewayMessage,
   type Heartbeat,
@@ -21,6 +17,7 @@ import {
   type NodeHealth,
   type NodeRecord,
 } from "@meridian/protocol";
+import { FLAP_WINDOW_MS, newArrivalStats, observeArrival, stepLiveness } from "@meridian/routing";
 import { credentialKeys, secretForCredential } from "../credentials";
 import { endpointRules } from "../endpoints";
 import { formatIssue } from "../errors";

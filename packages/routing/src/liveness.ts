@@ -1,4 +1,4 @@
-import type { NodeHealth } from "./api";
+import type { NodeHealth } from "@meridian/protocol";
 
 /**
  * Failure detection, phi-accrual style (Hayashibara et al.), fitted to how agents send frames.

@@ -1,7 +1,16 @@
 import { CarrierDocumentSchema, formatIssues, type CarrierDocument, type CarrierPartner } from "@meridian/protocol";
-import type { Finding } from "./analyze";
 
-export type CarrierValidation = { ok: true; document: CarrierDocument; violations: Finding[] } | { ok: false; errors: Finding[] };
+/**
+ * A problem found in a carrier document. The same shape as a policy finding, so one document
+ * store (the gateway's versioned store) publishes and audits both kinds of document.
+ */
+export interface CarrierFinding {
+  code: string;
+  message: string;
+  path?: string;
+}
+
+export type CarrierValidation = { ok: true; document: CarrierDocument; violations: CarrierFinding[] } | { ok: false; errors: CarrierFinding[] };
 
 /** Schema, unique ids, known regions and sane offload rules; carrier documents have no soft violations. */
 export function validateCarriers(input: unknown): CarrierValidation {
