@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request as httpRequest } from "node:http";
 import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
-import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
+import { killGroup, spawnGroup, startSimProcess, untilReady } from "./lib/process";
 import { printTable, summarize } from "./lib/stats";
 import { countStorageSyscalls, cpuSeconds, iowaitPercent, machineCpuTimes } from "./lib/sysstat";
 import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
@@ -158,19 +158,7 @@ async function startFleetProcess(gatewayUrl: string, adminToken: string, upstrea
 /** The shared upstream node server as its own process; resolves once it listens. */
 function startUpstream(port: number): Promise<ChildProcess> {
   const child = spawnGroup(process.execPath, ["--import", "tsx", join(REPO_ROOT, "bench/lib/upstream.ts"), "--port", String(port)], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("upstream not ready in 30 s")), 30_000);
-    child.stdout?.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("READY")) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`upstream exited with ${code}`));
-    });
-  });
+  return untilReady(child, "upstream", 30_000);
 }
 
 function startHaproxy(port: number, upstreamPort: number, dir: string): ChildProcess {

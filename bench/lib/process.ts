@@ -30,9 +30,13 @@ export function startSimProcess(gatewayUrl: string, adminToken: string, args: re
   const pinned = options.core !== undefined && spawnSync("sh", ["-c", "command -v taskset"]).status === 0;
   const spawnOptions: SpawnOptions = { env: { ...process.env, ADMIN_TOKEN: adminToken }, stdio: ["ignore", "pipe", "ignore"] };
   const child = pinned ? spawnGroup("taskset", ["-c", String(options.core), process.execPath, ...sim], spawnOptions) : spawnGroup(process.execPath, sim, spawnOptions);
-  const timeoutMs = options.readyTimeoutMs ?? 60_000;
+  return untilReady(child, "simulator", options.readyTimeoutMs ?? 60_000);
+}
+
+/** Resolves with the child once it prints READY on stdout; rejects when it exits first or is late. */
+export function untilReady(child: ChildProcess, what: string, timeoutMs: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`simulator not ready in ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`${what} not ready in ${timeoutMs / 1000} s`)), timeoutMs);
     child.stdout?.on("data", (chunk: Buffer) => {
       if (chunk.toString().includes("READY")) {
         clearTimeout(timer);
@@ -41,7 +45,7 @@ export function startSimProcess(gatewayUrl: string, adminToken: string, args: re
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`simulator exited with ${code}`));
+      reject(new Error(`${what} exited with ${code}`));
     });
   });
 }
