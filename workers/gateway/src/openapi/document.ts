@@ -163,7 +163,7 @@ function operationObject(op: Operation, method: string, names: Map<ZodType, stri
   return {
     operationId: operationId(method, op.path),
     tags: [op.tag],
-    summary: auth === "public" ? op.summary : `${op.summary} (${auth})`,
+    summary: ROLES.some((r) => r === auth) ? `${op.summary} (${auth})` : op.summary,
     ...(op.description ? { description: op.description } : {}),
     ...(secured ? { security: secured } : {}),
     ...(ROLES.some((r) => r === auth) ? { "x-meridian-role": auth } : {}),
