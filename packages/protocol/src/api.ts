@@ -98,6 +98,9 @@ export const JoinTokenRequestSchema = z.strictObject({
   note: safeText(z.string().max(200)).optional(),
 });
 export type JoinTokenRequest = z.infer<typeof JoinTokenRequestSchema>;
+
+/** POST /admin/policy/rollback and /admin/carriers/rollback: the version to publish again. */
+export const RollbackRequestSchema = z.strictObject({ version: z.int().min(1) });
 export type JoinTokenScope = JoinTokenRequest["scope"];
 
 /** Why a join token's scope does not admit this enrollment, or null when it does. */

@@ -56,3 +56,9 @@ export const UsageQuerySchema = z
   .refine((q) => Date.parse(q.from) < Date.parse(q.to), { message: "from must be before to", path: ["to"] })
   .refine((q) => Date.parse(q.to) - Date.parse(q.from) <= 366 * 24 * 3600_000, { message: "at most 366 days per query", path: ["to"] });
 export type UsageQuery = z.infer<typeof UsageQuerySchema>;
+
+/** GET /admin/offload/summary query: the last 24 hours unless told otherwise. */
+export const OffloadSummaryQuerySchema = z.strictObject({
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+});

@@ -1,4 +1,4 @@
-import { CarrierPartnerSchema, PartnerIdSchema, UsageQuerySchema, type CarrierDocument, type CarrierPartner } from "@meridian/protocol";
+import { CarrierPartnerSchema, OffloadSummaryQuerySchema, PartnerIdSchema, RollbackRequestSchema, UsageQuerySchema, type CarrierDocument, type CarrierPartner } from "@meridian/protocol";
 import { zValidator } from "@hono/zod-validator";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
@@ -58,7 +58,7 @@ carriersAdmin.get("/carriers/versions", requireRole("viewer"), async (c) => c.js
 
 carriersAdmin.get("/carriers/versions/:version", requireRole("viewer"), (c) => versionAnswer(c, "carriers", (v) => carrierStore(c.env).get(v)));
 
-carriersAdmin.post("/carriers/rollback", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(z.strictObject({ version: z.int().min(1) })), async (c) => {
+carriersAdmin.post("/carriers/rollback", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(RollbackRequestSchema), async (c) => {
   const target = await carrierStore(c.env).get(c.req.valid("json").version);
   if (target === null) throw new HttpError(404, "version_not_found", `there is no carriers version ${c.req.valid("json").version}`);
   return publishChange(c, () => target.document, `rollback to v${target.version}`);
@@ -124,13 +124,8 @@ carriersAdmin.get("/offload/usage", requireRole("viewer"), validQuery(UsageQuery
   return c.json({ partner: query.partner, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), totals: usage.totals, rows: usage.rows });
 });
 
-const SummaryQuerySchema = z.strictObject({
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-});
-
 /** Offload share per partner and subscriber region; the last 24 hours unless told otherwise. */
-carriersAdmin.get("/offload/summary", requireRole("viewer"), validQuery(SummaryQuerySchema), async (c) => {
+carriersAdmin.get("/offload/summary", requireRole("viewer"), validQuery(OffloadSummaryQuerySchema), async (c) => {
   const query = c.req.valid("query");
   const now = Date.now();
   const [fromMs, toMs] = hourRange(query.from ?? new Date(now - 24 * HOUR_MS).toISOString(), query.to ?? new Date(now).toISOString());

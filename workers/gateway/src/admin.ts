@@ -1,5 +1,5 @@
 import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, validatePolicy } from "@meridian/policy";
-import type { NodeRecord } from "@meridian/protocol";
+import { RollbackRequestSchema, type NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -107,7 +107,7 @@ admin.get("/policy/versions", requireRole("viewer"), async (c) => c.json({ versi
 
 admin.get("/policy/versions/:version", requireRole("viewer"), (c) => versionAnswer(c, "policy", (v) => policyStore(c.env).get(v)));
 
-admin.post("/policy/rollback", requireRole("editor"), limit(ADMIN_BODY_LIMIT), validJson(z.strictObject({ version: z.int().min(1) })), async (c) => {
+admin.post("/policy/rollback", requireRole("editor"), limit(ADMIN_BODY_LIMIT), validJson(RollbackRequestSchema), async (c) => {
   const expected = expectedVersion(c);
   const reason = changeReason(c);
   const force = forceReason(c);

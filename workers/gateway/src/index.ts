@@ -4,6 +4,7 @@ import { carriersAdmin } from "./admin-carriers";
 import { nodesAdmin } from "./admin-nodes";
 import { consoleRoutes } from "./console";
 import { notFound, renderError } from "./errors";
+import { openApi } from "./openapi";
 import { requestId } from "./request-id";
 import { clientRoutes } from "./routes/client";
 import { nodes } from "./routes/nodes";
@@ -32,5 +33,6 @@ app.route("/admin", nodesAdmin); // enrollment, registry, revocation, join token
 app.route("/admin", admin); //      fleet, policy, audit
 app.route("/admin", carriersAdmin); // carrier partners, offload usage
 app.route("/console", consoleRoutes(app)); // sign-in and the console's API (pages are static assets)
+app.route("/", openApi); //         GET /openapi.json (every route above, from openapi/operations.ts; /docs reads it)
 
 export default app;

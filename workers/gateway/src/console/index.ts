@@ -20,10 +20,10 @@ export interface Gateway {
   fetch(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response>;
 }
 
-const SignInSchema = z.strictObject({ token: z.string().min(1).max(512) });
+export const SignInSchema = z.strictObject({ token: z.string().min(1).max(512) });
 
 /** The explainer's client and requirements, as query parameters. */
-const ExplainQuerySchema = z.strictObject({
+export const ExplainQuerySchema = z.strictObject({
   lat: z.coerce.number().min(-90).max(90),
   lon: z.coerce.number().min(-180).max(180),
   country: z.string().regex(/^[A-Za-z]{2}$/).optional(),
