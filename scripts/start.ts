@@ -40,6 +40,7 @@ console.log(`
        -d '{"messages":[{"role":"user","content":"hi"}],"stream":true}'
   curl -s ${gateway.url}/admin/fleet -H "authorization: Bearer $(grep ^ADMIN_TOKEN .dev.vars | cut -d= -f2)"
   console: ${gateway.url}/console/ (sign in with ADMIN_TOKEN from .dev.vars)
+  API reference: ${gateway.url}/docs/ (OpenAPI 3.1 at ${gateway.url}/openapi.json)
 Ctrl-C drains the fleet and stops the gateway.`);
 
 let stopping = false;
