@@ -68,6 +68,9 @@ export async function issueCredential(keys: CredentialKeys, enrollment: Enrollme
     capacity: enrollment.capacity,
     ...(enrollment.partner ? { partner: enrollment.partner } : {}),
     ...(enrollment.kind === "hotspot" ? { maxMbps: enrollment.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
+    // Signed, so a node cannot change its own price (cost steering trusts it) or model bound.
+    ...(enrollment.pricePerGpuHour !== undefined ? { pricePerGpuHour: enrollment.pricePerGpuHour } : {}),
+    ...(enrollment.models !== undefined ? { models: enrollment.models } : {}),
     jti: `${keys.active.kid}_${crypto.randomUUID()}`,
     iat,
     exp: iat + enrollment.ttlDays * 86_400,

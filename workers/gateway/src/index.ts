@@ -6,6 +6,7 @@ import { consoleRoutes } from "./console";
 import { notFound, renderError } from "./errors";
 import { requestId } from "./request-id";
 import { clientRoutes } from "./routes/client";
+import { modelRoutes } from "./routes/models";
 import { nodes } from "./routes/nodes";
 import { ops } from "./routes/ops";
 
@@ -26,6 +27,7 @@ app.notFound(notFound);
 app.use("*", requestId);
 
 app.route("/", ops); //             GET /healthz, GET /metrics
+app.route("/", modelRoutes); //     GET /v1/models, GET /v1/models/:id (from the fleet snapshot)
 app.route("/", clientRoutes); //    GET /route, ALL /v1/*
 app.route("/nodes", nodes); //      /nodes/connect (WebSocket), /nodes/join, /nodes/me
 app.route("/admin", nodesAdmin); // enrollment, registry, revocation, join tokens
