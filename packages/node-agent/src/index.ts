@@ -43,7 +43,6 @@ export {
 } from "./simulator";
 export {
   DATA_CHUNK_BYTES,
-  DEFAULT_MAX_TOKENS,
   DEFAULT_TOKEN_MS,
   MAX_CHAT_BODY_BYTES,
   MAX_DATA_BYTES,
