@@ -53,7 +53,8 @@ async function signingKey(secret: string): Promise<SigningKey> {
 
 /** The secret of the key that signed a credential (its jti starts with the key id). */
 export function secretForCredential(keys: CredentialKeys, jti: string): string | undefined {
-  return keys.byKid.get(jti.slice(0, jti.indexOf("_")))?.secret;
+  // A kid is base64url and may itself hold "_"; the UUID after the last "_" never does.
+  return keys.byKid.get(jti.slice(0, jti.lastIndexOf("_")))?.secret;
 }
 
 /** Issues a credential for an enrollment the registry accepted. */
