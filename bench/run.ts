@@ -14,6 +14,7 @@ import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
 import { runOffloadBench } from "./offload";
+import { runOpenAiBench } from "./openai";
 import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 import { runScaleBench } from "./scale";
@@ -68,6 +69,7 @@ if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke
 if (parts.has("detector")) Object.assign(results, runDetectorBench({ smoke }));
 if (parts.has("offload")) Object.assign(results, await runOffloadBench({ smoke }));
 if (parts.has("scale")) Object.assign(results, await runScaleBench({ smoke }));
+if (parts.has("openai") || values.only === undefined) Object.assign(results, await runOpenAiBench({ smoke }));
 
 printTable(
   "results",

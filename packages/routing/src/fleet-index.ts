@@ -93,6 +93,13 @@ export class FleetIndex {
   tokensPerSecond: Float32Array;
   /** hash32 of each node's id, for rendezvous affinity. */
   idHash: Uint32Array;
+  /** Bit b set when the node advertises the model of bit b (see modelBit); 32 models get bits. */
+  modelMask: Uint32Array;
+  /**
+   * A lower bound of the price in each region (unpriced counts 0): cost steering skips a region
+   * whose cheapest node could not place. Lowered on every write, never raised: stale is still a bound.
+   */
+  readonly regionMinPrice: Float32Array;
   /** Bit s set when region r has a node in slot s: lets a fully refused region be skipped whole. */
   readonly regionSlots: Uint32Array;
   /** Positions of records whose region is not in the catalog; never routed to, reported by explain. */
@@ -109,6 +116,8 @@ export class FleetIndex {
   private readonly freePositions: number[] = [];
   /** Nodes advertising each model (any health): an unknown model is refused before routing. */
   private readonly modelNodes = new Map<string, number>();
+  /** Bit of each model in modelMask, given on first sight and kept (so masks never go stale). */
+  private readonly modelBits = new Map<string, number>();
   /** Built on the first apply: a full-snapshot build does not pay for it. */
   private positions: Map<string, number> | null = null;
   private live: number;
@@ -131,6 +140,8 @@ export class FleetIndex {
     this.queue = new Int32Array(capacity);
     this.tokensPerSecond = new Float32Array(capacity);
     this.idHash = new Uint32Array(capacity);
+    this.modelMask = new Uint32Array(capacity);
+    this.regionMinPrice = new Float32Array(REGION_COUNT).fill(Number.POSITIVE_INFINITY);
     this.regionOf = new Int16Array(capacity).fill(FREE);
     this.regionPosition = new Int32Array(capacity);
     this.regionSlots = new Uint32Array(REGION_COUNT);
@@ -168,6 +179,11 @@ export class FleetIndex {
     const out: NodeRecord[] = [];
     for (const record of this.slots) if (record !== undefined) out.push(record);
     return out;
+  }
+
+  /** The model's bit in modelMask, or -1 when it has none (unknown, or past the 32 with bits). */
+  modelBit(model: string): number {
+    return this.modelBits.get(model) ?? -1;
   }
 
   /** How many nodes advertise `model` (healthy or not). */
@@ -260,6 +276,18 @@ export class FleetIndex {
     this.queue[i] = r.queue ?? 0;
     this.tokensPerSecond[i] = r.tokensPerSecond ?? 0;
     this.idHash[i] = hash32(r.id);
+    let mask = 0;
+    for (const model of r.models ?? []) {
+      let bit = this.modelBits.get(model);
+      if (bit === undefined && this.modelBits.size < 32) {
+        bit = this.modelBits.size;
+        this.modelBits.set(model, bit);
+      }
+      if (bit !== undefined) mask |= 1 << bit;
+    }
+    this.modelMask[i] = mask >>> 0;
+    const region = regionIndex(r.region);
+    if (region >= 0) this.regionMinPrice[region] = Math.min(this.regionMinPrice[region] ?? 0, r.pricePerGpuHour ?? 0);
     const gpu = r.gpu;
     const health = r.health;
     const gpuClass = gpu === undefined ? undefined : gpu.class;
@@ -305,6 +333,7 @@ export class FleetIndex {
       this.queue = grow(this.queue, size, (k) => new Int32Array(k));
       this.tokensPerSecond = grow(this.tokensPerSecond, size, (k) => new Float32Array(k));
       this.idHash = grow(this.idHash, size, (k) => new Uint32Array(k));
+      this.modelMask = grow(this.modelMask, size, (k) => new Uint32Array(k));
       this.regionOf = grow(this.regionOf, size, (k) => new Int16Array(k).fill(FREE));
       this.regionPosition = grow(this.regionPosition, size, (k) => new Int32Array(k));
     }

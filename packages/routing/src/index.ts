@@ -16,6 +16,7 @@ export {
 export { hash32, rendezvousPick, rendezvousWeight } from "./affinity";
 export { modelCatalog, type ModelAvailability } from "./models";
 export {
+  AFFINITY_POOL_TARGET,
   AFFINITY_RTT_BOUND_MS,
   DEFAULT_FALLBACKS,
   DEFAULT_SLOW_START_SAMPLE,

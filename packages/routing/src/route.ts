@@ -26,8 +26,13 @@ export const PRICE_MS_PER_DOLLAR: Readonly<Record<Steering, number>> = { latency
 export const STEER_RTT_BOUND_MS = 30;
 /** An unpriced node ranks as this expensive under cost and balanced steering. */
 export const UNPRICED_PER_GPU_HOUR = 10;
-/** Session affinity picks among eligible nodes at most this much farther than the nearest. */
+/**
+ * Session affinity picks among eligible nodes at most this much farther than the nearest,
+ * taking whole regions nearest first until the pool holds AFFINITY_POOL_TARGET nodes: enough
+ * choice to spread sessions, few enough that a dense metro does not cost a continent's walk.
+ */
 export const AFFINITY_RTT_BOUND_MS = 10;
+export const AFFINITY_POOL_TARGET = 16;
 /** Where a decision falls in the slow-start ramp when the caller gives no sample. */
 export const DEFAULT_SLOW_START_SAMPLE = 0.5;
 
@@ -138,14 +143,18 @@ function nextNearest(): number {
   return best;
 }
 
-/** Why a node cannot serve a request with these requirements, or null if it can. */
-export function ineligibility(index: FleetIndex, i: number, req: Requirements, wantKind: number, wantClass: number): ExclusionReason | null {
+/** Why a node cannot serve a request with these requirements, or null if it can. `modelBit`: index.modelBit(req.model). */
+export function ineligibility(index: FleetIndex, i: number, req: Requirements, wantKind: number, wantClass: number, modelBit = req.model === undefined ? -1 : index.modelBit(req.model)): ExclusionReason | null {
   const record = index.records[i];
   if (index.healthy[i] !== 1) return record?.health === "draining" ? "draining" : "unhealthy";
   if (wantKind !== 0 && index.kind[i] !== wantKind) return "kind-mismatch";
   if (wantClass !== 0 && index.gpuClass[i] !== wantClass) return "gpu-class-mismatch";
   if (req.minVramGb !== undefined && (index.vramGb[i] ?? 0) < req.minVramGb) return "vram-too-small";
-  if (req.model !== undefined && record?.models?.includes(req.model) !== true) return "model-not-served";
+  if (req.model !== undefined) {
+    // The mask answers for the first 32 models an index meets; past those, the record's list.
+    const serves = modelBit >= 0 ? ((index.modelMask[i] ?? 0) >>> modelBit) & 1 : record?.models?.includes(req.model) === true ? 1 : 0;
+    if (serves === 0) return "model-not-served";
+  }
   if (req.maxPrice !== undefined && !((index.price[i] ?? Number.NaN) <= req.maxPrice)) return "price-above-max";
   if ((index.free[i] ?? 0) <= 0) return "no-free-capacity";
   return null;
@@ -184,6 +193,7 @@ function wanted(req: Requirements): { wantKind: number; wantClass: number } {
 export function route(index: FleetIndex, input: RouteInput): RouteDecision {
   const want = 1 + (input.fallbacks ?? DEFAULT_FALLBACKS);
   const { wantKind, wantClass } = wanted(input.requirements);
+  const modelBit = input.requirements.model === undefined ? -1 : index.modelBit(input.requirements.model);
   const kept: Candidate[] = [];
   const now = input.now ?? Date.now();
   const sample = input.sample ?? DEFAULT_SLOW_START_SAMPLE;
@@ -211,19 +221,21 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
     const rtt = input.client === null ? 0 : estimateRttMs(km);
     // Cost steering never trades distance past its bound for price.
     if (steer === "cost" && rtt > nearestRtt + STEER_RTT_BOUND_MS) break;
-    const inAffinityReach = affinity && !(rtt > nearestRtt + AFFINITY_RTT_BOUND_MS);
+    const inAffinityReach = affinity && pooled < AFFINITY_POOL_TARGET && !(rtt > nearestRtt + AFFINITY_RTT_BOUND_MS);
     const worst = kept.length === want ? kept[want - 1] : undefined;
     // Every score part is >= 0, so a region whose RTT alone loses cannot place a node.
     if (worst !== undefined && rtt > worst.score && !inAffinityReach) break;
     const members = index.regionNodes[r];
     if (members === undefined || members.length === 0) continue;
+    // Priced steering: a region whose cheapest node could not place is skipped (farther ones may be cheaper).
+    if (worst !== undefined && priceWeight > 0 && !inAffinityReach && rtt + priceWeight * (index.regionMinPrice[r] ?? 0) > worst.score) continue;
     // Slots of this region the policy allows (bit per slot); all when there is no policy.
     const allowedSlots = input.allowed === undefined ? ALL_SLOTS : allowedSlotsOf(index, r, input.allowed);
     if (allowedSlots === 0) continue;
     for (let m = 0; m < members.length; m++) {
       const i = members[m] ?? 0;
       examined++;
-      if (ineligibility(index, i, input.requirements, wantKind, wantClass) !== null) continue;
+      if (ineligibility(index, i, input.requirements, wantKind, wantClass, modelBit) !== null) continue;
       if (((allowedSlots >>> (index.slot[i] ?? 0)) & 1) === 0) continue;
       const slowStart = slowStartMs(index, i, now, sample);
       const loadMs = gpuLoadMs(index.load[i] ?? 0, index.queue[i] ?? 0, index.tokensPerSecond[i] ?? 0);

@@ -13,6 +13,7 @@ import {
 import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
 import { HttpError } from "./errors";
+import { pathAndQuery, type ReadBody } from "./proxy";
 
 export interface ResolvedClient extends LocatedClient {
   source: "cf" | "dev-headers";
@@ -43,12 +44,7 @@ export interface ClientRequest extends ResolvedClient {
   body: ReadBody;
 }
 
-/**
- * untouched: not read (not an OpenAI body path, or too big to inspect): the proxy takes the
- * request's own body. buffered: read whole, replayable on failover. stream: read past the cap
- * while looking (an upload without content-length): what was read, then the rest, streaming.
- */
-export type ReadBody = { kind: "untouched" } | { kind: "buffered"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
+export type { ReadBody } from "./proxy";
 
 /** OpenAI bodies up to this size are read for `model`, `user`, `stream`; larger ones route without them. */
 export const INSPECTED_BODY_BYTES = 256 * 1024;
@@ -180,13 +176,7 @@ export function parseAffinity(headers: Headers): string | undefined {
   return raw;
 }
 
-/** "/v1/x?y" of an absolute URL, without a full URL parse. */
-export function pathAndQuery(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const hash = url.indexOf("#", start);
-  return hash < 0 ? url.slice(start) : url.slice(start, hash);
-}
+export { pathAndQuery } from "./proxy";
 
 export const DEV_GEO_HEADERS = ["x-client-lat", "x-client-lon", "x-client-country", "x-client-subdivision"] as const;
 

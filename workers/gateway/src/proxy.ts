@@ -1,7 +1,22 @@
 import type { NodeRecord } from "@meridian/protocol";
 import type { Candidate } from "@meridian/routing";
-import { pathAndQuery, type ReadBody } from "./client";
 import { HttpError } from "./errors";
+
+/** "/v1/x?y" of an absolute URL, without a full URL parse. */
+export function pathAndQuery(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const hash = url.indexOf("#", start);
+  return hash < 0 ? url.slice(start) : url.slice(start, hash);
+}
+
+/**
+ * The body as readClientRequest left it. untouched: not read (not an OpenAI body path, or too
+ * big to inspect): the proxy takes the request's own body. buffered: read whole, replayable on
+ * failover. stream: read past the cap while looking (an upload without content-length): what
+ * was read, then the rest, streaming.
+ */
+export type ReadBody = { kind: "untouched" } | { kind: "buffered"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
 /** Request bodies up to this size are buffered, so a failed attempt can be replayed. */
 export const REPLAYABLE_BODY_BYTES = 256 * 1024;
