@@ -237,10 +237,12 @@ export function route(index: FleetIndex, input: RouteInput): RouteDecision {
       examined++;
       if (ineligibility(index, i, input.requirements, wantKind, wantClass, modelBit) !== null) continue;
       if (((allowedSlots >>> (index.slot[i] ?? 0)) & 1) === 0) continue;
-      const slowStart = slowStartMs(index, i, now, sample);
-      const loadMs = gpuLoadMs(index.load[i] ?? 0, index.queue[i] ?? 0, index.tokensPerSecond[i] ?? 0);
+      // The common cases (settled node, empty queue, latency steering) skip the calls.
+      const slowStart = (index.returnedAt[i] ?? 0) === 0 ? 0 : slowStartMs(index, i, now, sample);
+      const queue = index.queue[i] ?? 0;
+      const loadMs = queue === 0 ? (index.load[i] ?? 0) * LOAD_PENALTY_MS : gpuLoadMs(index.load[i] ?? 0, queue, index.tokensPerSecond[i] ?? 0);
       const penalty = index.penaltyMs[i] ?? 0;
-      const priceMs = priceTermMs(index, i, priceWeight);
+      const priceMs = priceWeight === 0 ? 0 : priceTermMs(index, i, priceWeight);
       const score = rtt + loadMs + penalty + slowStart + priceMs;
       const last = kept.length === want ? kept[want - 1] : undefined;
       const node = index.records[i];
