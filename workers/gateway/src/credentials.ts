@@ -53,8 +53,9 @@ async function signingKey(secret: string): Promise<SigningKey> {
 
 /** The secret of the key that signed a credential (its jti starts with the key id). */
 export function secretForCredential(keys: CredentialKeys, jti: string): string | undefined {
-  // A kid is base64url and may itself hold "_"; the UUID after the last "_" never does.
-  return keys.byKid.get(jti.slice(0, jti.lastIndexOf("_")))?.secret;
+  // A kid is base64url and may itself hold "_" (so may what follows it): match whole "kid_" prefixes.
+  for (const [kid, key] of keys.byKid) if (jti.startsWith(`${kid}_`)) return key.secret;
+  return undefined;
 }
 
 /** Issues a credential for an enrollment the registry accepted. */
