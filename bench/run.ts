@@ -14,6 +14,7 @@ import { runFailoverBench } from "./failover";
 import { runGatewayBench } from "./gateway";
 import { runHeartbeatBench } from "./heartbeat";
 import { gatewayChartSvg } from "./lib/chart";
+import { runOpenAiBench } from "./openai";
 import { machineInfo, printTable } from "./lib/stats";
 import { runOffloadBench } from "./offload";
 import { runRoutingBench } from "./routing";
@@ -37,6 +38,7 @@ const PARTS: Record<string, Part> = {
   failover: { about: "killed and frozen nodes: detection time and false downs against HAProxy", byDefault: true, run: (o) => runFailoverBench(o) },
   detector: { about: "the failure detector alone on 2 million simulated gaps per setting", byDefault: true, run: (o) => runDetectorBench(o) },
   offload: { about: "carrier offload decisions and the ledger's overhead per request", byDefault: true, run: (o) => runOffloadBench(o) },
+  openai: { about: "OpenAI-native routing: model, steering and affinity costs, affinity hit rate and movement, TTFT failover", byDefault: true, run: (o) => runOpenAiBench(o) },
   scale: { about: "the fleet fan-out tree simulated: 330 colos x K isolates, 100k nodes, 1 % changing per second", byDefault: true, run: (o) => runScaleBench(o) },
 };
 

@@ -131,6 +131,8 @@ export interface NodeConnectionOptions {
   kind: NodeKind;
   gpu?: GpuHardware;
   capacity: number;
+  /** GPU nodes: the models served, advertised in the hello. */
+  models?: readonly string[];
   /** Base URL where the node serves client traffic (no trailing slash). */
   endpoint: string;
   heartbeatMs?: number;
@@ -239,6 +241,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       endpoint: options.endpoint,
       heartbeatMs: options.heartbeatMs ?? HEARTBEAT_MS_DEFAULT,
       agent: AGENT_VERSION,
+      ...(options.models !== undefined && options.models.length > 0 ? { models: [...options.models] } : {}),
     });
     if (!hello.success) {
       throw new Error(`node ${options.node}: invalid hello (${issuesText(hello.error, "hello")})`);
@@ -493,6 +496,7 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
       ...(snapshot.tier !== undefined ? { tier: snapshot.tier } : {}),
       ...(snapshot.users !== undefined ? { users: snapshot.users } : {}),
       ...(snapshot.congestion !== undefined ? { congestion: snapshot.congestion } : {}),
+      ...(this.options.load.gpuSignals?.() ?? {}),
     };
     socket.send(JSON.stringify(heartbeat));
     pulse.lastHeartbeat = snapshot;

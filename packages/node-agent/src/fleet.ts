@@ -1,6 +1,6 @@
 import { NodeIdSchema, type GpuClass, type GpuHardware } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
-import { randomInt, seededRandom } from "./random";
+import { hashString, randomInt, seededRandom } from "./random";
 import type { NodeIdentity } from "./workload";
 
 /** Memory per GPU, GB, for every class the gateway knows (used for defaults and the simulator). */
@@ -32,6 +32,55 @@ export const SIMULATED_GPU_MIX: ReadonlyArray<{ weight: number; gpu: GpuHardware
   { weight: 7, gpu: { class: "l40s", vramGb: 48, count: 4 } },
   { weight: 5, gpu: { class: "mi300x", vramGb: 192, count: 8 } },
 ];
+
+/**
+ * Models the simulated fleet serves. A model runs on a card with at least `minCardVramGb` (one
+ * copy per card, quantised as served in practice) and, for the largest, a server with at least
+ * `minTotalVramGb` across its cards. `tokenCost` scales the node's time per token (bigger is slower).
+ */
+export interface SimulatedModel {
+  id: string;
+  minCardVramGb: number;
+  minTotalVramGb: number;
+  tokenCost: number;
+}
+export const SIMULATED_MODELS: readonly SimulatedModel[] = [
+  { id: "llama-3.1-8b-instruct", minCardVramGb: 16, minTotalVramGb: 16, tokenCost: 1 },
+  { id: "mistral-7b-instruct", minCardVramGb: 16, minTotalVramGb: 16, tokenCost: 1 },
+  { id: "qwen2.5-32b-instruct", minCardVramGb: 48, minTotalVramGb: 48, tokenCost: 2 },
+  { id: "llama-3.3-70b-instruct", minCardVramGb: 80, minTotalVramGb: 80, tokenCost: 3 },
+  { id: "deepseek-v3", minCardVramGb: 141, minTotalVramGb: 640, tokenCost: 4 },
+];
+
+/** The simulated models that fit this hardware (small ones everywhere, large ones where VRAM allows). */
+export function modelsFor(gpu: GpuHardware): string[] {
+  return SIMULATED_MODELS.filter((m) => gpu.vramGb >= m.minCardVramGb && gpu.vramGb * gpu.count >= m.minTotalVramGb).map((m) => m.id);
+}
+
+/** Typical rented price of one GPU-hour per class, USD; each simulated node varies by up to ±25 %. */
+export const SIMULATED_GPU_HOUR_USD: Readonly<Record<GpuClass, number>> = {
+  b200: 4.5,
+  gb200: 5,
+  h200: 3.2,
+  h100: 2.2,
+  h800: 2,
+  h20: 1.1,
+  a100: 1.3,
+  a800: 1.2,
+  mi300x: 2.1,
+  mi325x: 2.6,
+  l40s: 0.85,
+  l4: 0.45,
+  rtx4090: 0.35,
+  rtx4090d: 0.32,
+  rtx4080: 0.25,
+};
+
+/** A node's simulated price: its class's, varied by its id (not by the plan's PRNG, so plans do not change). */
+export function simulatedPrice(id: string, gpuClass: GpuClass): number {
+  const spread = ((hashString(`price:${id}`) % 1001) / 1000 - 0.5) / 2;
+  return Math.round(SIMULATED_GPU_HOUR_USD[gpuClass] * (1 + spread) * 100) / 100;
+}
 
 export const SIMULATED_GPU_SHARE = 0.6;
 export const GPU_CAPACITY_RANGE = { min: 8, max: 64 } as const;
@@ -79,7 +128,11 @@ export function planFleet({ nodes, seed, prefix }: FleetPlanOptions): PlannedNod
     if (!NodeIdSchema.safeParse(id).success) {
       throw new Error(`prefix "${prefix}" gives an invalid node id "${id}" (a-z, 0-9, '-', at most 63 chars)`);
     }
-    fleet.push(gpu ? { id, kind: "gpu", region, gpu: { ...gpu }, capacity } : { id, kind: "hotspot", region, capacity });
+    fleet.push(
+      gpu
+        ? { id, kind: "gpu", region, gpu: { ...gpu }, capacity, models: modelsFor(gpu), pricePerGpuHour: simulatedPrice(id, gpu.class) }
+        : { id, kind: "hotspot", region, capacity },
+    );
   }
   return fleet;
 }

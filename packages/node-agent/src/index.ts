@@ -27,9 +27,14 @@ export {
   GPU_VRAM_GB,
   HOTSPOT_CAPACITY_RANGE,
   SIMULATED_GPU_MIX,
+  SIMULATED_GPU_HOUR_USD,
   SIMULATED_GPU_SHARE,
+  SIMULATED_MODELS,
+  modelsFor,
   planFleet,
+  simulatedPrice,
   type FleetPlanOptions,
+  type SimulatedModel,
   type PlannedNode,
 } from "./fleet";
 export { createLogger, silentLogger, type Logger } from "./log";
@@ -43,7 +48,6 @@ export {
 } from "./simulator";
 export {
   DATA_CHUNK_BYTES,
-  DEFAULT_MAX_TOKENS,
   DEFAULT_TOKEN_MS,
   MAX_CHAT_BODY_BYTES,
   MAX_DATA_BYTES,

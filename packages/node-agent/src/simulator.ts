@@ -171,7 +171,7 @@ async function enrollFleet(
   await forEachLimited(nodes, concurrency, options.signal, async (node) => {
     const { id, kind, region, gpu, capacity, partner, maxMbps } = node.plan;
     try {
-      credentials.set(id, await enrollNode(options.gatewayUrl, options.adminToken, { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}) }));
+      credentials.set(id, await enrollNode(options.gatewayUrl, options.adminToken, { id, kind, region, gpu, capacity, ...(partner ? { partner } : {}), ...(maxMbps ? { maxMbps } : {}), ...(node.plan.pricePerGpuHour !== undefined ? { pricePerGpuHour: node.plan.pricePerGpuHour } : {}) }));
       progress.tick();
     } catch (error) {
       // A refused admin token fails every node the same way: stop at the first.
@@ -200,6 +200,7 @@ async function connectFleet(
     if (credential === undefined) return;
     const { id, kind, gpu, capacity } = node.plan;
     const connection = new NodeConnection({
+      ...(node.workload.servedModels.length > 0 ? { models: node.workload.servedModels } : {}),
       gatewayUrl: options.gatewayUrl,
       credential,
       node: id,

@@ -4,7 +4,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Router, type IRequest } from "itty-router";
-import { DEFAULT_HOTSPOT_MBPS, firstIssue, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
+import { DEFAULT_HOTSPOT_MBPS, firstIssue, openAiErrorBody, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
+import { SIMULATED_MODELS } from "./fleet";
 import { errorResponse, fetchListener, jsonResponse, type FetchHandler, type RequestContext } from "./http-bridge";
 import { describeError, silentLogger, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
@@ -13,9 +14,12 @@ import type { RequestVerifier } from "./request-auth";
 export const MAX_CHAT_BODY_BYTES = 1024 * 1024;
 export const MAX_DATA_BYTES = 1024 * 1024 * 1024;
 export const DATA_CHUNK_BYTES = 64 * 1024;
-export const DEFAULT_MAX_TOKENS = 16;
 export const MAX_TOKENS_LIMIT = 1024;
 export const DEFAULT_TOKEN_MS = 15;
+/** Without max_tokens an answer ends by itself ("stop") after this many tokens, drawn per prompt. */
+export const NATURAL_ANSWER_TOKENS = { min: 9, max: 24 } as const;
+/** Tokens per second are reported over this window. */
+export const TOKEN_RATE_WINDOW_S = 5;
 
 /** Who a node is; `region` may be learnt late (from the gateway's welcome). */
 export interface NodeIdentity {
@@ -28,6 +32,10 @@ export interface NodeIdentity {
   partner?: string;
   /** Hotspots: enrolled backhaul, Mbit/s. */
   maxMbps?: number;
+  /** GPU nodes: the models served (default: one, `meridian-<class>`). */
+  models?: readonly string[];
+  /** GPU nodes: price per GPU-hour to enroll with (signed into the credential). */
+  pricePerGpuHour?: number;
 }
 
 export interface LoadSnapshot {
@@ -43,9 +51,17 @@ export interface LoadSnapshot {
   congestion?: number;
 }
 
+/** GPU nodes: requests waiting for a generation slot, and tokens per second lately. */
+export interface GpuSignals {
+  queue: number;
+  tokensPerSecond: number;
+}
+
 /** What a connection needs from the workload: current load, and a way to wait for in-flight work. */
 export interface LoadSource {
   snapshot(): LoadSnapshot;
+  /** GPU nodes: queue depth and token rate, sent with each heartbeat. */
+  gpuSignals?(): GpuSignals | undefined;
   /** Resolves true once nothing is in flight, false when the timeout passes first. */
   whenIdle(timeoutMs: number): Promise<boolean>;
 }
@@ -64,8 +80,8 @@ export interface WorkloadOptions {
 export class NodeWorkload implements LoadSource {
   readonly identity: NodeIdentity;
   readonly tokenMs: number;
-  /** Model id served by a GPU node ("meridian-h100"); undefined for hotspots. */
-  readonly modelId: string | undefined;
+  /** Models served by a GPU node (the first answers requests that name none); empty for hotspots. */
+  readonly servedModels: readonly string[];
   readonly logger: Logger;
   private readonly modelCreated = Math.floor(Date.now() / 1000);
   private inFlightCount = 0;
@@ -74,6 +90,11 @@ export class NodeWorkload implements LoadSource {
   private users = 0;
   private congestion = 0;
   private readonly idleWaiters = new Set<() => void>();
+  /** Generations running (at most `capacity`) and requests waiting for one to end. */
+  private generating = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** Tokens emitted per whole second (epoch seconds), for the reported rate. */
+  private readonly tokenSeconds = new Map<number, number>();
 
   constructor(identity: NodeIdentity, options: WorkloadOptions = {}) {
     if (!Number.isInteger(identity.capacity) || identity.capacity < 1) {
@@ -85,7 +106,7 @@ export class NodeWorkload implements LoadSource {
     this.identity = identity;
     this.tokenMs = Math.max(0, options.tokenMs ?? DEFAULT_TOKEN_MS);
     this.logger = options.logger ?? silentLogger;
-    this.modelId = identity.gpu ? `meridian-${identity.gpu.class}` : undefined;
+    this.servedModels = identity.gpu ? (identity.models !== undefined && identity.models.length > 0 ? [...identity.models] : [`meridian-${identity.gpu.class}`]) : [];
     if (identity.kind === "hotspot") this.tier = tierForMbps(identity.maxMbps ?? DEFAULT_HOTSPOT_MBPS);
   }
 
@@ -115,6 +136,60 @@ export class NodeWorkload implements LoadSource {
       ...(this.identity.kind === "hotspot" && this.tier !== undefined ? { tier: this.tier, users: this.users } : {}),
       ...(this.identity.kind === "carrier" ? { congestion: this.congestion } : {}),
     };
+  }
+
+  /** GPU nodes: queue depth and recent token rate, for heartbeats (undefined for other kinds). */
+  gpuSignals(): GpuSignals | undefined {
+    if (this.identity.kind !== "gpu") return undefined;
+    return { queue: this.waiting.length, tokensPerSecond: this.tokenRate() };
+  }
+
+  /** Tokens per second over the last TOKEN_RATE_WINDOW_S whole seconds. */
+  private tokenRate(): number {
+    const now = Math.floor(Date.now() / 1000);
+    let sum = 0;
+    for (const [second, count] of this.tokenSeconds) {
+      if (second < now - TOKEN_RATE_WINDOW_S) this.tokenSeconds.delete(second);
+      else if (second < now) sum += count;
+    }
+    return Math.round((sum / TOKEN_RATE_WINDOW_S) * 10) / 10;
+  }
+
+  private countToken(): void {
+    const second = Math.floor(Date.now() / 1000);
+    this.tokenSeconds.set(second, (this.tokenSeconds.get(second) ?? 0) + 1);
+  }
+
+  /**
+   * A generation slot: at most `capacity` requests generate at once, the rest queue in order
+   * (the queue depth heartbeats report). Resolves false when the client left while waiting.
+   */
+  private async acquireSlot(clientGone: AbortSignal): Promise<boolean> {
+    if (this.generating < this.identity.capacity && this.waiting.length === 0) {
+      this.generating++;
+      return true;
+    }
+    return new Promise((resolve) => {
+      const onGone = (): void => {
+        const at = this.waiting.indexOf(take);
+        if (at >= 0) this.waiting.splice(at, 1);
+        resolve(false);
+      };
+      const take = (): void => {
+        clientGone.removeEventListener("abort", onGone);
+        this.generating++;
+        resolve(true);
+      };
+      if (clientGone.aborted) return resolve(false);
+      clientGone.addEventListener("abort", onGone, { once: true });
+      this.waiting.push(take);
+    });
+  }
+
+  private releaseSlot(): void {
+    this.generating--;
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
   }
 
   whenIdle(timeoutMs: number): Promise<boolean> {
@@ -157,7 +232,7 @@ export class NodeWorkload implements LoadSource {
   models(): Response {
     return jsonResponse(200, {
       object: "list",
-      data: [{ id: this.modelId, object: "model", created: this.modelCreated, owned_by: "meridian" }],
+      data: this.servedModels.map((id) => ({ id, object: "model", created: this.modelCreated, owned_by: "meridian" })),
     });
   }
 
@@ -177,39 +252,65 @@ export class NodeWorkload implements LoadSource {
     const parsed = parseChatCompletionRequest(json);
     if (!parsed.ok) return errorResponse(400, "invalid_request", parsed.message);
     const chat = parsed.value;
-    const tokenCount = Math.min(chat.max_tokens ?? DEFAULT_MAX_TOKENS, MAX_TOKENS_LIMIT);
+    const model = chat.model ?? this.servedModels[0];
+    if (model === undefined || !this.servedModels.includes(model)) {
+      return jsonResponse(404, openAiErrorBody(404, "model_not_found", `The model \`${chat.model ?? ""}\` is not served by node ${this.identity.id} (it serves ${this.servedModels.join(", ")})`, {}, "model"));
+    }
+    const natural = naturalLength(this.identity.id, chat.messages);
+    const limit = Math.min(chat.max_tokens ?? MAX_TOKENS_LIMIT, MAX_TOKENS_LIMIT);
+    const tokenCount = Math.min(natural, limit);
+    // The answer ran into max_tokens before its natural end: "length"; else it ended: "stop".
+    const finishReason = natural > limit ? "length" : "stop";
     const words = simulatedWords(this.identity.id, chat.messages, tokenCount);
     const promptTokens = countPromptTokens(chat.messages);
+    const tokenMs = this.tokenMs * modelTokenCost(model);
     const completion = {
       id: `chatcmpl-${randomBytes(12).toString("hex")}`,
       created: Math.floor(Date.now() / 1000),
-      // The simulated fleet answers any requested model; the id reports what really served it.
-      model: this.modelId,
+      model,
     };
     // Generation stops as soon as the client goes away.
     const clientGone = context.clientGone;
+    // Waits in the queue for a generation slot, as a GPU server batching requests does.
+    if (!(await this.acquireSlot(clientGone))) return errorResponse(400, "aborted", "the client went away while queued");
+    const countToken = (): void => this.countToken();
 
     if (chat.stream !== true) {
-      if (!(await pause(this.tokenMs * tokenCount, clientGone))) return errorResponse(400, "aborted", "the client went away");
+      try {
+        for (let t = 0; t < tokenCount; t++) {
+          if (!(await pause(tokenMs, clientGone))) return errorResponse(400, "aborted", "the client went away");
+          countToken();
+        }
+      } finally {
+        this.releaseSlot();
+      }
       return jsonResponse(200, {
         ...completion,
         object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: words.join("") }, finish_reason: "length" }],
-        usage: { prompt_tokens: promptTokens, completion_tokens: tokenCount, total_tokens: promptTokens + tokenCount },
+        choices: [{ index: 0, message: { role: "assistant", content: words.join("") }, finish_reason: finishReason }],
+        usage: usageOf(promptTokens, tokenCount),
       });
     }
 
-    const tokenMs = this.tokenMs;
-    const chunk = (delta: { role?: string; content?: string }, finishReason: string | null): string =>
-      `data: ${JSON.stringify({ ...completion, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finishReason }] })}\n\n`;
+    const includeUsage = chat.stream_options?.include_usage === true;
+    const release = (): void => this.releaseSlot();
+    const chunk = (delta: { role?: string; content?: string }, reason: string | null): string =>
+      `data: ${JSON.stringify({ ...completion, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: reason }], ...(includeUsage ? { usage: null } : {}) })}\n\n`;
     async function* events(): AsyncGenerator<string> {
-      yield chunk({ role: "assistant", content: "" }, null);
-      for (const word of words) {
-        if (!(await pause(tokenMs, clientGone))) return;
-        yield chunk({ content: word }, null);
+      try {
+        yield chunk({ role: "assistant", content: "" }, null);
+        for (const word of words) {
+          if (!(await pause(tokenMs, clientGone))) return;
+          countToken();
+          yield chunk({ content: word }, null);
+        }
+        yield chunk({}, finishReason);
+        // OpenAI's usage chunk: no choices, the whole request's usage.
+        if (includeUsage) yield `data: ${JSON.stringify({ ...completion, object: "chat.completion.chunk", choices: [], usage: usageOf(promptTokens, tokenCount) })}\n\n`;
+        yield "data: [DONE]\n\n";
+      } finally {
+        release();
       }
-      yield chunk({}, "length");
-      yield "data: [DONE]\n\n";
     }
     return new Response(streamOf(events()), {
       status: 200,
@@ -369,6 +470,7 @@ export const ChatCompletionRequestSchema = z.looseObject({
     )
     .min(1),
   stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
   max_tokens: z.int().min(1).nullish(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
@@ -398,6 +500,23 @@ function messageText(message: ChatMessage): string {
 /** Rough prompt size: one token per word, at least one per message. */
 function countPromptTokens(messages: readonly ChatMessage[]): number {
   return messages.reduce((sum, m) => sum + Math.max(1, messageText(m).split(/\s+/).filter(Boolean).length), 0);
+}
+
+/** The one place usage is computed: both answer forms (and any usage record) take it from here. */
+export function usageOf(promptTokens: number, completionTokens: number): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/** Time per token of a model relative to the node's base (unknown models: 1). */
+function modelTokenCost(model: string): number {
+  return SIMULATED_MODELS.find((m) => m.id === model)?.tokenCost ?? 1;
+}
+
+/** How long the simulated answer is when nothing cuts it short: same node and prompt, same length. */
+function naturalLength(nodeId: string, messages: readonly ChatMessage[]): number {
+  const lastMessage = messages[messages.length - 1];
+  const random = seededRandom(hashString(`length:${nodeId}\n${lastMessage ? messageText(lastMessage) : ""}`));
+  return NATURAL_ANSWER_TOKENS.min + Math.floor(random() * (NATURAL_ANSWER_TOKENS.max - NATURAL_ANSWER_TOKENS.min + 1));
 }
 
 const VOCABULARY = [

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GpuClassSchema, GpuHardwareSchema, NodeIdSchema, NodeKindSchema, PartnerIdSchema, RegionIdSchema } from "./common";
+import { GpuClassSchema, GpuHardwareSchema, ModelIdSchema, ModelListSchema, NodeIdSchema, NodeKindSchema, PartnerIdSchema, PricePerGpuHourSchema, RegionIdSchema } from "./common";
 import { safeText } from "./text";
 
 /** POST /admin/nodes */
@@ -20,6 +20,10 @@ export const EnrollmentSchema = z
     endpoint: z.string().max(2048).optional(),
     /** Enrolling an id that is enrolled in another region moves it: its old credential is revoked. */
     move: z.boolean().optional(),
+    /** GPU nodes: price of one GPU-hour in USD, signed into the credential (cost steering ranks by it). */
+    pricePerGpuHour: PricePerGpuHourSchema.optional(),
+    /** GPU nodes: when set, the only models the node may advertise (others in its hello are dropped). */
+    models: ModelListSchema.optional(),
   })
   .refine((e) => (e.kind === "gpu") === (e.gpu !== undefined), {
     message: "gpu hardware is required for kind gpu and not allowed for other kinds",
@@ -32,6 +36,10 @@ export const EnrollmentSchema = z
   .refine((e) => e.kind === "hotspot" || e.maxMbps === undefined, {
     message: "maxMbps is for hotspots only",
     path: ["maxMbps"],
+  })
+  .refine((e) => e.kind === "gpu" || (e.pricePerGpuHour === undefined && e.models === undefined), {
+    message: "pricePerGpuHour and models are for GPU nodes only",
+    path: ["pricePerGpuHour"],
   });
 export type Enrollment = z.infer<typeof EnrollmentSchema>;
 
@@ -45,6 +53,8 @@ export const CredentialClaimsSchema = z.strictObject({
   capacity: z.int().min(1),
   partner: PartnerIdSchema.optional(),
   maxMbps: z.int().min(1).optional(),
+  pricePerGpuHour: PricePerGpuHourSchema.optional(),
+  models: ModelListSchema.optional(),
   /** Credential id: revocation names it, and the node's request-signing key derives from it. */
   jti: z.string().min(8).max(64),
   /** Issued at / expires at, seconds since the epoch. */
@@ -53,11 +63,15 @@ export const CredentialClaimsSchema = z.strictObject({
 });
 export type CredentialClaims = z.infer<typeof CredentialClaimsSchema>;
 
-/** Request requirements, from the x-meridian-* headers. */
+/** Request requirements, from the x-meridian-* headers (and the model from an OpenAI body). */
 export const RequirementsSchema = z.strictObject({
   kind: NodeKindSchema.optional(),
   gpuClass: GpuClassSchema.optional(),
   minVramGb: z.coerce.number().int().min(1).max(4096).optional(),
+  /** Only nodes advertising this model may serve. */
+  model: ModelIdSchema.optional(),
+  /** x-meridian-max-price: nodes priced above this (USD per GPU-hour), or unpriced, may not serve. */
+  maxPrice: z.coerce.number().min(0).max(1000).optional(),
 });
 export type Requirements = z.infer<typeof RequirementsSchema>;
 

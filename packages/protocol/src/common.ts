@@ -63,6 +63,21 @@ export const GpuHardwareSchema = z.strictObject({
 });
 export type GpuHardware = z.infer<typeof GpuHardwareSchema>;
 
+/**
+ * Model ids as OpenAI clients send them ("llama-3.1-8b-instruct", "org/model:tag"): printable,
+ * no spaces, so they are safe in logs, headers and the fleet codec's string table.
+ */
+export const ModelIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:\/@+-]{0,127}$/, "1-128 chars of letters, digits and . _ : / @ + -");
+/** Models one node may advertise: enough for a multi-model server, small enough for every snapshot. */
+export const MAX_MODELS_PER_NODE = 16;
+export const ModelListSchema = z
+  .array(ModelIdSchema)
+  .max(MAX_MODELS_PER_NODE)
+  .refine((models) => new Set(models).size === models.length, { message: "model ids must be unique" });
+
+/** Price of one GPU-hour in US dollars, as enrolled (signed into the credential). */
+export const PricePerGpuHourSchema = z.number().min(0).max(1000);
+
 /** The one error shape of every HTTP error answer. */
 export const ApiErrorSchema = z.object({
   error: z.looseObject({ code: z.string(), message: z.string() }),

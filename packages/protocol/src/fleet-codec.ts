@@ -20,7 +20,8 @@ import { fromBase64Url, toBase64Url } from "./request-signature";
  * The first byte is the format; a decoder refuses a format it does not know, and a node that
  * falls behind a format change asks again for a full copy in the format it knows.
  */
-export const FLEET_CODEC_FORMAT = 1;
+/** 2: adds models, price, queue depth and tokens per second (GPU nodes). */
+export const FLEET_CODEC_FORMAT = 2;
 
 export interface FleetVersions {
   /** A fresh id per primary instance: versions compare only within one epoch. */
@@ -51,8 +52,14 @@ const OWN_LOAD = 1 << 8;
 const HAS_PARTNER = 1 << 9;
 const HAS_CONGESTION = 1 << 10;
 const HAS_GEO_FLAG = 1 << 11;
-const HAS_CREDENTIAL = 1 << 12;
-const KNOWN_FLAGS = (1 << 13) - 1;
+const HAS_MODELS = 1 << 12;
+const HAS_PRICE = 1 << 13;
+const HAS_QUEUE = 1 << 14;
+const HAS_TOKENS_PER_SECOND = 1 << 15;
+const HAS_CREDENTIAL = 1 << 16;
+const KNOWN_FLAGS = (1 << 17) - 1;
+/** A node's model list travels as one string-table entry (nodes of one kind share a list). */
+const MODEL_SEPARATOR = "\n";
 /** Credential ids are "<key id>_<random>": the key id is shared by most nodes (string table). */
 const CREDENTIAL_ID = /^([A-Za-z0-9_-]{1,16})_([A-Za-z0-9-]+)$/;
 
@@ -270,6 +277,10 @@ export function encodeFleetAnswer(answer: FleetAnswer): Uint8Array {
       if (r.partner !== undefined) flags |= HAS_PARTNER;
       if (r.congestion !== undefined) flags |= HAS_CONGESTION;
       if (r.geoFlag !== undefined) flags |= HAS_GEO_FLAG;
+      if (r.models !== undefined) flags |= HAS_MODELS;
+      if (r.pricePerGpuHour !== undefined) flags |= HAS_PRICE;
+      if (r.queue !== undefined) flags |= HAS_QUEUE;
+      if (r.tokensPerSecond !== undefined) flags |= HAS_TOKENS_PER_SECOND;
       if (r.credentialId !== undefined) flags |= HAS_CREDENTIAL;
     }
     body.uint(flags);
@@ -313,6 +324,10 @@ export function encodeFleetAnswer(answer: FleetAnswer): Uint8Array {
       body.uint(str(r.geoFlag.colo));
       body.number(r.geoFlag.km);
     }
+    if (r.models !== undefined) body.uint(str(r.models.join(MODEL_SEPARATOR)));
+    if (r.pricePerGpuHour !== undefined) body.number(r.pricePerGpuHour);
+    if (r.queue !== undefined) body.number(r.queue);
+    if (r.tokensPerSecond !== undefined) body.number(r.tokensPerSecond);
     if (r.credentialId !== undefined) {
       // Key id from the string table; the random part as raw bytes when it is base64url.
       const parts = CREDENTIAL_ID.exec(r.credentialId);
@@ -441,6 +456,11 @@ export function decodeFleetAnswer(bytes: Uint8Array): FleetAnswer {
     const partner = flags & HAS_PARTNER ? str(r.uint()) : undefined;
     const congestion = flags & HAS_CONGESTION ? r.number() : undefined;
     const geoFlag = flags & HAS_GEO_FLAG ? { colo: str(r.uint()), km: r.number() } : undefined;
+    const modelList = flags & HAS_MODELS ? str(r.uint()) : undefined;
+    const models = modelList === undefined ? undefined : modelList === "" ? [] : modelList.split(MODEL_SEPARATOR);
+    const pricePerGpuHour = flags & HAS_PRICE ? r.number() : undefined;
+    const queue = flags & HAS_QUEUE ? r.number() : undefined;
+    const tokensPerSecond = flags & HAS_TOKENS_PER_SECOND ? r.number() : undefined;
     let credentialId: string | undefined;
     if (flags & HAS_CREDENTIAL) {
       const tag = r.uint();
@@ -469,6 +489,10 @@ export function decodeFleetAnswer(bytes: Uint8Array): FleetAnswer {
       ...(tier !== undefined ? { tier } : {}),
       ...(users !== undefined ? { users } : {}),
       ...(geoFlag !== undefined ? { geoFlag } : {}),
+      ...(models !== undefined ? { models } : {}),
+      ...(pricePerGpuHour !== undefined ? { pricePerGpuHour } : {}),
+      ...(queue !== undefined ? { queue } : {}),
+      ...(tokensPerSecond !== undefined ? { tokensPerSecond } : {}),
       ...(credentialId !== undefined ? { credentialId } : {}),
       seq,
     });

@@ -43,6 +43,13 @@ export interface NodeRecord {
    * the node is ranked last and its usage is flagged for settlement review.
    */
   geoFlag?: { colo: string; km: number };
+  /** GPU nodes: the models served (from hello or heartbeat, bounded by the enrollment). */
+  models?: string[];
+  /** GPU nodes: enrolled price of one GPU-hour, USD (from the signed credential). */
+  pricePerGpuHour?: number;
+  /** GPU nodes: requests waiting for a generation slot, and recent tokens per second. */
+  queue?: number;
+  tokensPerSecond?: number;
   /** Per-node sequence assigned by its hub; higher wins. */
   seq: number;
 }

@@ -12,3 +12,4 @@ export * from "./location";
 export * from "./node-slot";
 export * from "./fleet-codec";
 export * from "./endpoint";
+export * from "./openai";

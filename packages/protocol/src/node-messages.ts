@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GpuHardwareSchema, HotspotTierSchema, NodeIdSchema, NodeKindSchema } from "./common";
+import { GpuHardwareSchema, HotspotTierSchema, ModelListSchema, NodeIdSchema, NodeKindSchema } from "./common";
 import { safeText } from "./text";
 
 /** Protocol version spoken by this gateway; a hello with another version is refused. */
@@ -51,6 +51,8 @@ export const HelloSchema = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/ }).max(2048),
   heartbeatMs: z.int().min(HEARTBEAT_MS_MIN).max(HEARTBEAT_MS_MAX).default(HEARTBEAT_MS_DEFAULT),
   agent: safeText(z.string().max(100)).optional(),
+  /** GPU nodes: the models served (OpenAI model ids); the enrollment may bound them. */
+  models: ModelListSchema.optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 
@@ -68,6 +70,12 @@ export const HeartbeatSchema = z.strictObject({
   users: z.int().min(0).max(1_000_000).optional(),
   /** Carrier backbone nodes: congestion 0 (idle) .. 1 (saturated). */
   congestion: z.number().min(0).max(1).optional(),
+  /** GPU nodes: requests waiting for a generation slot (admitted but not yet generating). */
+  queue: z.int().min(0).max(1_000_000).optional(),
+  /** GPU nodes: tokens generated per second over the last few seconds (all requests together). */
+  tokensPerSecond: z.number().min(0).max(10_000_000).optional(),
+  /** GPU nodes: the models served now, when they changed since the hello (a model loaded or unloaded). */
+  models: ModelListSchema.optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 

@@ -1,5 +1,6 @@
 import { SLOT_COUNT, gpuClassCode, slotOf, type NodeKind, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
 import { REGIONS, regionIndex } from "@meridian/regions";
+import { hash32 } from "./affinity";
 
 export { SLOT_COUNT, gpuClassCode, slotContext, slotOf } from "@meridian/protocol";
 
@@ -50,7 +51,7 @@ const grown = (n: number) => Math.max(MIN_CAPACITY, n + (n >> 1));
 const FREE = -2;
 const UNKNOWN_REGION = -1;
 
-function grow<T extends Uint8Array | Uint16Array | Int16Array | Int32Array | Float32Array | Float64Array>(column: T, size: number, make: (n: number) => T): T {
+function grow<T extends Uint8Array | Uint16Array | Int16Array | Int32Array | Uint32Array | Float32Array | Float64Array>(column: T, size: number, make: (n: number) => T): T {
   const next = make(size);
   next.set(column);
   return next;
@@ -85,6 +86,20 @@ export class FleetIndex {
   load: Float32Array;
   /** Policy slot of each node (see slotOf). */
   slot: Uint8Array;
+  /** Enrolled price per GPU-hour (NaN: unpriced). */
+  price: Float32Array;
+  /** Requests waiting for a generation slot, and recent tokens per second (0: not reported). */
+  queue: Int32Array;
+  tokensPerSecond: Float32Array;
+  /** hash32 of each node's id, for rendezvous affinity. */
+  idHash: Uint32Array;
+  /** Bit b set when the node advertises the model of bit b (see modelBit); 32 models get bits. */
+  modelMask: Uint32Array;
+  /**
+   * A lower bound of the price in each region (unpriced counts 0): cost steering skips a region
+   * whose cheapest node could not place. Lowered on every write, never raised: stale is still a bound.
+   */
+  readonly regionMinPrice: Float32Array;
   /** Bit s set when region r has a node in slot s: lets a fully refused region be skipped whole. */
   readonly regionSlots: Uint32Array;
   /** Positions of records whose region is not in the catalog; never routed to, reported by explain. */
@@ -99,6 +114,10 @@ export class FleetIndex {
   /** Nodes per (region, slot), so a slot's bit in regionSlots clears when its last node leaves. */
   private readonly slotCounts: Int32Array;
   private readonly freePositions: number[] = [];
+  /** Nodes advertising each model (any health): an unknown model is refused before routing. */
+  private readonly modelNodes = new Map<string, number>();
+  /** Bit of each model in modelMask, given on first sight and kept (so masks never go stale). */
+  private readonly modelBits = new Map<string, number>();
   /** Built on the first apply: a full-snapshot build does not pay for it. */
   private positions: Map<string, number> | null = null;
   private live: number;
@@ -117,6 +136,12 @@ export class FleetIndex {
     this.free = new Int32Array(capacity);
     this.load = new Float32Array(capacity);
     this.slot = new Uint8Array(capacity);
+    this.price = new Float32Array(capacity);
+    this.queue = new Int32Array(capacity);
+    this.tokensPerSecond = new Float32Array(capacity);
+    this.idHash = new Uint32Array(capacity);
+    this.modelMask = new Uint32Array(capacity);
+    this.regionMinPrice = new Float32Array(REGION_COUNT).fill(Number.POSITIVE_INFINITY);
     this.regionOf = new Int16Array(capacity).fill(FREE);
     this.regionPosition = new Int32Array(capacity);
     this.regionSlots = new Uint32Array(REGION_COUNT);
@@ -156,6 +181,18 @@ export class FleetIndex {
     return out;
   }
 
+  /** The model's bit in modelMask, or -1 when it has none (unknown, or past the 32 with bits). */
+  modelBit(model: string): number {
+    return this.modelBits.get(model) ?? -1;
+  }
+
+  /** How many nodes advertise `model` (healthy or not). */
+  modelCount(model: string): number {
+    // Settles duplicate ids of a build first, so each node counts once.
+    this.idPositions();
+    return this.modelNodes.get(model) ?? 0;
+  }
+
   get(id: string): NodeRecord | undefined {
     const at = this.idPositions().get(id);
     return at === undefined ? undefined : this.slots[at];
@@ -191,6 +228,7 @@ export class FleetIndex {
       const oldRegion = this.regionOf[at] ?? UNKNOWN_REGION;
       const oldSlot = this.slot[at] ?? 0;
       const region = this.slots[at]?.region === update.region ? oldRegion : regionIndex(update.region);
+      this.countModels(this.slots[at], -1);
       this.slots[at] = update;
       this.write(at, update);
       if (region !== oldRegion || this.slot[at] !== oldSlot) {
@@ -221,8 +259,35 @@ export class FleetIndex {
     return positions;
   }
 
-  /** The hot columns of one node, as routing reads them. */
+  private countModels(record: NodeRecord | undefined, delta: 1 | -1): void {
+    const models = record?.models;
+    if (models === undefined) return;
+    for (const model of models) {
+      const n = (this.modelNodes.get(model) ?? 0) + delta;
+      if (n <= 0) this.modelNodes.delete(model);
+      else this.modelNodes.set(model, n);
+    }
+  }
+
+  /** The hot columns of one node, as routing reads them (and its models counted in). */
   private write(i: number, r: NodeRecord): void {
+    this.countModels(r, 1);
+    this.price[i] = r.pricePerGpuHour ?? Number.NaN;
+    this.queue[i] = r.queue ?? 0;
+    this.tokensPerSecond[i] = r.tokensPerSecond ?? 0;
+    this.idHash[i] = hash32(r.id);
+    let mask = 0;
+    for (const model of r.models ?? []) {
+      let bit = this.modelBits.get(model);
+      if (bit === undefined && this.modelBits.size < 32) {
+        bit = this.modelBits.size;
+        this.modelBits.set(model, bit);
+      }
+      if (bit !== undefined) mask |= 1 << bit;
+    }
+    this.modelMask[i] = mask >>> 0;
+    const region = regionIndex(r.region);
+    if (region >= 0) this.regionMinPrice[region] = Math.min(this.regionMinPrice[region] ?? 0, r.pricePerGpuHour ?? 0);
     const gpu = r.gpu;
     const health = r.health;
     const gpuClass = gpu === undefined ? undefined : gpu.class;
@@ -242,6 +307,7 @@ export class FleetIndex {
     const region = this.regionOf[at] ?? UNKNOWN_REGION;
     this.detach(at, region, this.slot[at] ?? 0);
     if (region >= 0) touched.push(region);
+    this.countModels(this.slots[at], -1);
     this.slots[at] = undefined;
     this.regionOf[at] = FREE;
     this.healthy[at] = 0;
@@ -263,6 +329,11 @@ export class FleetIndex {
       this.free = grow(this.free, size, (k) => new Int32Array(k));
       this.load = grow(this.load, size, (k) => new Float32Array(k));
       this.slot = grow(this.slot, size, (k) => new Uint8Array(k));
+      this.price = grow(this.price, size, (k) => new Float32Array(k));
+      this.queue = grow(this.queue, size, (k) => new Int32Array(k));
+      this.tokensPerSecond = grow(this.tokensPerSecond, size, (k) => new Float32Array(k));
+      this.idHash = grow(this.idHash, size, (k) => new Uint32Array(k));
+      this.modelMask = grow(this.modelMask, size, (k) => new Uint32Array(k));
       this.regionOf = grow(this.regionOf, size, (k) => new Int16Array(k).fill(FREE));
       this.regionPosition = grow(this.regionPosition, size, (k) => new Int32Array(k));
     }

@@ -13,11 +13,25 @@ export {
   type OffloadInput,
   type OffloadReason,
 } from "./offload";
+export { hash32, rendezvousPick, rendezvousWeight } from "./affinity";
+export { modelCatalog, type ModelAvailability } from "./models";
 export {
+  AFFINITY_POOL_TARGET,
+  AFFINITY_RTT_BOUND_MS,
   DEFAULT_FALLBACKS,
+  DEFAULT_SLOW_START_SAMPLE,
   LOAD_PENALTY_MS,
+  PRICE_MS_PER_DOLLAR,
+  QUEUED_REQUEST_TOKENS,
+  QUEUE_PENALTY_CAP_MS,
+  QUEUE_PENALTY_MS_PER_REQUEST,
+  STEER_RTT_BOUND_MS,
+  UNPRICED_PER_GPU_HOUR,
   explainExclusions,
+  gpuLoadMs,
   route,
+  slowStartRamp,
+  type ScoreParts,
   type Candidate,
   type ClientPoint,
   type Exclusion,

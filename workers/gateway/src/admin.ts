@@ -61,6 +61,7 @@ function fleetEntry(n: NodeRecord, ejection: Ejection | undefined, now: number) 
     free: n.free,
     capacity: n.capacity,
     ...(n.gpu ? { gpu: n.gpu } : {}),
+    ...(n.kind === "gpu" ? { models: n.models ?? [], pricePerGpuHour: n.pricePerGpuHour ?? null, queue: n.queue ?? 0, tokensPerSecond: n.tokensPerSecond ?? 0 } : {}),
     ...(n.partner !== undefined ? { partner: n.partner, congestion: n.congestion ?? 0 } : {}),
     ...(n.kind === "hotspot" ? { tier: n.tier ?? null, users: n.users ?? null, maxMbps: n.maxMbps ?? null } : {}),
     ...(n.geoFlag !== undefined ? { geoFlag: n.geoFlag } : {}),

@@ -1,7 +1,19 @@
-import { PartnerIdSchema, RequirementsSchema, locateClient, type ClientLocation, type LocatedClient, type Requirements } from "@meridian/protocol";
+import {
+  OPENAI_BODY_PATHS,
+  PartnerIdSchema,
+  RequirementsSchema,
+  impliesGpu,
+  isSteering,
+  locateClient,
+  type ClientLocation,
+  type LocatedClient,
+  type Requirements,
+  type Steering,
+} from "@meridian/protocol";
 import { getRegion, greatCircleKm } from "@meridian/regions";
 import type { z } from "zod";
 import { HttpError } from "./errors";
+import { pathAndQuery, type ReadBody } from "./proxy";
 
 export interface ResolvedClient extends LocatedClient {
   source: "cf" | "dev-headers";
@@ -22,28 +34,149 @@ export interface ClientRequest extends ResolvedClient {
   subscriber: string | undefined;
   /** "/v1/x?y" as the node should see it. */
   path: string;
+  /** x-meridian-steer (default latency). */
+  steer: Steering;
+  /** x-meridian-affinity, else the body's `user` or `prompt_cache_key`: keeps a session on one node. */
+  affinityKey: string | undefined;
+  /** The OpenAI body asked for a stream (`"stream": true`): the first-byte deadline applies. */
+  stream: boolean;
+  /** The body as read for routing; the proxy forwards this and never the consumed original. */
+  body: ReadBody;
 }
 
-export function readClientRequest(request: Request, env: Env): ClientRequest {
+export type { ReadBody } from "./proxy";
+
+/** OpenAI bodies up to this size are read for `model`, `user`, `stream`; larger ones route without them. */
+export const INSPECTED_BODY_BYTES = 256 * 1024;
+/** Longest affinity key kept (x-meridian-affinity, `user`, `prompt_cache_key`). */
+export const MAX_AFFINITY_KEY = 256;
+
+export async function readClientRequest(request: Request, env: Env): Promise<ClientRequest> {
   const headers = request.headers;
   const carrier = parseCarrier(headers);
+  const path = pathAndQuery(request.url);
+  const pathname = path.split("?", 1)[0] ?? path;
+  const requirements = parseRequirements(headers);
+  const maxPrice = parseMaxPrice(headers);
+  if (maxPrice !== undefined) requirements.maxPrice = maxPrice;
+  // OpenAI paths mean a GPU node unless a header says otherwise (carrier traffic has its own kinds).
+  if (requirements.kind === undefined && carrier === undefined && impliesGpu(pathname)) requirements.kind = "gpu";
+  const read = request.method === "POST" && OPENAI_BODY_PATHS.has(pathname) ? await readOpenAiBody(request) : { body: { kind: "untouched" as const }, fields: NO_FIELDS };
+  if (read.fields.model !== undefined) requirements.model = read.fields.model;
   return {
     ...resolveClient(request, env),
-    requirements: parseRequirements(headers),
+    requirements,
     residency: parseResidency(headers),
     carrier,
     subscriber: carrier === undefined ? undefined : subscriberKey(request),
-    path: pathAndQuery(request.url),
+    path,
+    steer: parseSteer(headers),
+    affinityKey: parseAffinity(headers) ?? read.fields.affinityKey,
+    stream: read.fields.stream,
+    body: read.body,
   };
 }
 
-/** "/v1/x?y" of an absolute URL, without a full URL parse. */
-export function pathAndQuery(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const hash = url.indexOf("#", start);
-  return hash < 0 ? url.slice(start) : url.slice(start, hash);
+interface BodyFields {
+  model: string | undefined;
+  affinityKey: string | undefined;
+  stream: boolean;
 }
+const NO_FIELDS: BodyFields = { model: undefined, affinityKey: undefined, stream: false };
+
+/**
+ * Reads an OpenAI JSON body up to INSPECTED_BODY_BYTES for the fields routing needs. A body
+ * declared larger is left untouched; one without a length that runs past the cap is passed on
+ * as a stream (what was read, then the rest), so streaming uploads keep streaming.
+ */
+export async function readOpenAiBody(request: Request): Promise<{ body: ReadBody; fields: BodyFields }> {
+  const declared = request.headers.get("content-length");
+  if (request.body === null) return { body: { kind: "untouched" }, fields: NO_FIELDS };
+  if (declared !== null && !(Number(declared) <= INSPECTED_BODY_BYTES)) return { body: { kind: "untouched" }, fields: NO_FIELDS };
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > INSPECTED_BODY_BYTES) return { body: { kind: "stream", stream: resumed(chunks, reader) }, fields: NO_FIELDS };
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { body: { kind: "buffered", bytes }, fields: bodyFields(bytes) };
+}
+
+/** The chunks already read, then the rest of the reader, as one stream. */
+function resumed(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  let next = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const held = chunks[next];
+      if (held !== undefined) {
+        chunks[next++] = new Uint8Array(0);
+        controller.enqueue(held);
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** `model`, `user` / `prompt_cache_key` and `stream` of a JSON body; anything else is the node's business. */
+function bodyFields(bytes: Uint8Array): BodyFields {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    // Not JSON: the node refuses it in its own words; routing goes on without the fields.
+    return NO_FIELDS;
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return NO_FIELDS;
+  const model = "model" in json && typeof json.model === "string" && json.model.length > 0 ? json.model.slice(0, 256) : undefined;
+  const cacheKey = "prompt_cache_key" in json && typeof json.prompt_cache_key === "string" ? json.prompt_cache_key : undefined;
+  const user = "user" in json && typeof json.user === "string" ? json.user : undefined;
+  const key = cacheKey ?? user;
+  return { model, affinityKey: key === undefined || key.length === 0 ? undefined : key.slice(0, MAX_AFFINITY_KEY), stream: "stream" in json && json.stream === true };
+}
+
+/** x-meridian-steer: latency (default), cost or balanced. */
+export function parseSteer(headers: Headers): Steering {
+  const raw = headers.get("x-meridian-steer");
+  if (raw === null) return "latency";
+  const value = raw.trim().toLowerCase();
+  if (!isSteering(value)) throw new HttpError(400, "invalid_requirements", "x-meridian-steer: latency, cost or balanced");
+  return value;
+}
+
+/** x-meridian-max-price: the most a request may be served at, USD per GPU-hour. */
+export function parseMaxPrice(headers: Headers): number | undefined {
+  const raw = headers.get("x-meridian-max-price");
+  if (raw === null) return undefined;
+  const value = raw.trim() === "" ? Number.NaN : Number(raw);
+  if (!(value >= 0 && value <= 1000)) throw new HttpError(400, "invalid_requirements", "x-meridian-max-price: USD per GPU-hour, 0 to 1000");
+  return value;
+}
+
+/** x-meridian-affinity: an opaque session key. */
+export function parseAffinity(headers: Headers): string | undefined {
+  const raw = headers.get("x-meridian-affinity");
+  if (raw === null || raw.length === 0) return undefined;
+  if (raw.length > MAX_AFFINITY_KEY) throw new HttpError(400, "invalid_requirements", `x-meridian-affinity: at most ${MAX_AFFINITY_KEY} characters`);
+  return raw;
+}
+
+export { pathAndQuery } from "./proxy";
 
 export const DEV_GEO_HEADERS = ["x-client-lat", "x-client-lon", "x-client-country", "x-client-subdivision"] as const;
 

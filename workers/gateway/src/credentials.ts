@@ -53,7 +53,9 @@ async function signingKey(secret: string): Promise<SigningKey> {
 
 /** The secret of the key that signed a credential (its jti starts with the key id). */
 export function secretForCredential(keys: CredentialKeys, jti: string): string | undefined {
-  return keys.byKid.get(jti.slice(0, jti.indexOf("_")))?.secret;
+  // A kid is base64url and may itself hold "_" (so may what follows it): match whole "kid_" prefixes.
+  for (const [kid, key] of keys.byKid) if (jti.startsWith(`${kid}_`)) return key.secret;
+  return undefined;
 }
 
 /** Issues a credential for an enrollment the registry accepted. */
@@ -68,6 +70,9 @@ export async function issueCredential(keys: CredentialKeys, enrollment: Enrollme
     capacity: enrollment.capacity,
     ...(enrollment.partner ? { partner: enrollment.partner } : {}),
     ...(enrollment.kind === "hotspot" ? { maxMbps: enrollment.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
+    // Signed, so a node cannot change its own price (cost steering trusts it) or model bound.
+    ...(enrollment.pricePerGpuHour !== undefined ? { pricePerGpuHour: enrollment.pricePerGpuHour } : {}),
+    ...(enrollment.models !== undefined ? { models: enrollment.models } : {}),
     // 96 random bits after the key id: unique per credential, and short on the fleet wire.
     jti: `${keys.active.kid}_${toBase64Url(crypto.getRandomValues(new Uint8Array(12)))}`,
     iat,

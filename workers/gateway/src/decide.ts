@@ -42,7 +42,7 @@ export type DecisionVariables = { decision: Decision };
 
 /** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
 export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
-  const client = readClientRequest(c.req.raw, c.env);
+  const client = await readClientRequest(c.req.raw, c.env);
   const pending = isolate.fleet.view(c.env, (p) => c.executionCtx.waitUntil(p));
   const view = pending instanceof Promise ? await pending : pending;
   const { index, policy } = view;
@@ -50,6 +50,10 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
   if (policy === null) throw new HttpError(503, "policy_unavailable", "no routing policy is loaded yet; nothing is routed blind", {}, { "retry-after": RETRY_AFTER_S });
   if (client.residency !== undefined && !policy.residencies.has(client.residency)) {
     throw new HttpError(400, "unknown_residency", `no rule of policy v${policy.version} enforces residency "${client.residency}"; known: ${[...policy.residencies].join(", ") || "none"}`);
+  }
+  const model = client.requirements.model;
+  if (model !== undefined && index.modelCount(model) === 0) {
+    throw new HttpError(404, "model_not_found", `The model \`${model}\` does not exist or no node serves it; GET /v1/models lists the models you can use.`, { param: "model" });
   }
   const location = client.location;
   // Judged by the country and subdivision as located (never dropped), ranked from `location`.
@@ -64,7 +68,11 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
   const partner = carrierPartner(client, view.carriers, view.carriersVersion);
   let decided: { candidates: Candidate[]; examined: number };
   let carrier: CarrierDecision | null = null;
-  if (partner === null) decided = route(index, { client: location, requirements: client.requirements, allowed, now: Date.now(), ...filter });
+  if (partner === null) {
+    const affinity = client.affinityKey === undefined ? {} : { affinityKey: client.affinityKey };
+    // A random sample spreads slow start as a share of traffic (see packages/routing).
+    decided = route(index, { client: location, requirements: client.requirements, allowed, now: Date.now(), steer: client.steer, sample: Math.random(), ...affinity, ...filter });
+  }
   else {
     const offload = chooseOffload(index, { client: location, partner, bucket: subscriberBucket(client.subscriber ?? ""), dials: isolate.dials, allowed, ...filter });
     carrier = { partner, offload };

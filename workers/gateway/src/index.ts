@@ -7,6 +7,7 @@ import { notFound, renderError } from "./errors";
 import { openApi } from "./openapi";
 import { requestId } from "./request-id";
 import { clientRoutes } from "./routes/client";
+import { modelRoutes } from "./routes/models";
 import { nodes } from "./routes/nodes";
 import { ops } from "./routes/ops";
 
@@ -27,6 +28,7 @@ app.notFound(notFound);
 app.use("*", requestId);
 
 app.route("/", ops); //             GET /healthz, GET /metrics
+app.route("/", modelRoutes); //     GET /v1/models, GET /v1/models/:id (from the fleet snapshot)
 app.route("/", clientRoutes); //    GET /route, ALL /v1/*
 app.route("/nodes", nodes); //      /nodes/connect (WebSocket), /nodes/join, /nodes/me
 app.route("/admin", nodesAdmin); // enrollment, registry, revocation, join tokens

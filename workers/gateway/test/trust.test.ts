@@ -60,7 +60,8 @@ describe("the trust boundary between clients and nodes", () => {
 
   it("signs every forwarded request for the node it goes to, with the key the node got at welcome", async () => {
     const seen = captureForwarded();
-    const res = await SELF.fetch(`${BASE}/v1/models?limit=2`, { headers: clientHeaders });
+    // A proxied path (GET /v1/models is answered by the gateway itself and never forwarded).
+    const res = await SELF.fetch(`${BASE}/v1/whoami?limit=2`, { headers: clientHeaders });
     expect(res.status).toBe(200);
     const forwarded = seen[0];
     const fleet = (await (await SELF.fetch(`${BASE}/route`, { headers: { ...TOKYO_HEADERS, "x-meridian-kind": "gpu" } })).json()) as { node: { id: string } };
@@ -72,10 +73,10 @@ describe("the trust boundary between clients and nodes", () => {
     expect(credentialId.length).toBeGreaterThan(8);
     const key = await importRequestKey(await requestKeyFor(secret, "kix-trust", credentialId));
     const headers = { signature: forwarded?.headers.get("x-meridian-signature"), timestamp: forwarded?.headers.get("x-meridian-timestamp") };
-    expect(await verifyRequestSignature(key, "GET", "/v1/models?limit=2", "kix-trust", headers, Date.now())).toEqual({ ok: true });
+    expect(await verifyRequestSignature(key, "GET", "/v1/whoami?limit=2", "kix-trust", headers, Date.now())).toEqual({ ok: true });
     // Signed for this node and this request only.
-    expect(await verifyRequestSignature(key, "GET", "/v1/models?limit=3", "kix-trust", headers, Date.now())).toMatchObject({ ok: false });
-    expect(await verifyRequestSignature(key, "GET", "/v1/models?limit=2", "kix-other", headers, Date.now())).toMatchObject({ ok: false });
+    expect(await verifyRequestSignature(key, "GET", "/v1/whoami?limit=3", "kix-trust", headers, Date.now())).toMatchObject({ ok: false });
+    expect(await verifyRequestSignature(key, "GET", "/v1/whoami?limit=2", "kix-other", headers, Date.now())).toMatchObject({ ok: false });
   });
 
   it("answers 502 without naming a node or a runtime error, with a request id that the log line carries", async () => {

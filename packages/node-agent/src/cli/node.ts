@@ -60,6 +60,8 @@ async function main(): Promise<void> {
     kind: settings.kind,
     gpu: settings.gpu,
     capacity: settings.capacity,
+    // The models its workload answers for (meridian-<class> unless configured), so model routing finds it.
+    ...(workload.servedModels.length > 0 ? { models: workload.servedModels } : {}),
     endpoint,
     heartbeatMs,
     load: workload,

@@ -311,6 +311,8 @@ export class RegionHub extends DurableObject<Env> {
       ...(claims.partner ? { partner: claims.partner, congestion: 0 } : {}),
       ...(claims.kind === "hotspot" ? { maxMbps: claims.maxMbps ?? DEFAULT_HOTSPOT_MBPS } : {}),
       ...(state.geoFlag ? { geoFlag: state.geoFlag } : {}),
+      ...(claims.kind === "gpu" ? { models: boundedModels(hello.models ?? [], claims.models) } : {}),
+      ...(claims.pricePerGpuHour !== undefined ? { pricePerGpuHour: claims.pricePerGpuHour } : {}),
       capacity: hello.capacity,
       endpoint: hello.endpoint.replace(/\/+$/, ""),
       health: "healthy",
@@ -338,7 +340,15 @@ export class RegionHub extends DurableObject<Env> {
     // A hotspot cannot claim a better tier than its enrolled backhaul supports.
     const tier = record.kind === "hotspot" && beat.tier !== undefined ? Math.min(beat.tier, tierForMbps(record.maxMbps ?? DEFAULT_HOTSPOT_MBPS)) : undefined;
     const congestion = record.kind === "carrier" ? beat.congestion : undefined;
+    const gpu = record.kind === "gpu";
+    const models = gpu && beat.models !== undefined ? boundedModels(beat.models, state.claims.models) : undefined;
+    const modelsChanged = models !== undefined && models.join("\n") !== (record.models ?? []).join("\n");
+    const queue = gpu ? beat.queue : undefined;
+    const tokensPerSecond = gpu ? beat.tokensPerSecond : undefined;
     const stepped =
+      modelsChanged ||
+      (queue !== undefined && queueStepped(record.queue ?? 0, queue)) ||
+      (tokensPerSecond !== undefined && rateStepped(record.tokensPerSecond ?? 0, tokensPerSecond)) ||
       Math.abs(beat.load - state.pushedLoad) >= LOAD_STEP - 1e-9 ||
       (free === 0) !== (record.free === 0) ||
       record.health === "suspect" ||
@@ -347,6 +357,10 @@ export class RegionHub extends DurableObject<Env> {
     record.load = beat.load;
     record.inFlight = beat.inFlight;
     record.free = free;
+    if (models !== undefined) record.models = models;
+    // Queue and rate move in steps like load: the Directory hears of real changes only.
+    if (queue !== undefined && (stepped || record.queue === undefined)) record.queue = queue;
+    if (tokensPerSecond !== undefined && (stepped || record.tokensPerSecond === undefined)) record.tokensPerSecond = tokensPerSecond;
     if (tier !== undefined) record.tier = tier;
     if (beat.users !== undefined && record.kind === "hotspot") record.users = beat.users;
     // Congestion moves in steps like load, so the Directory is not told about every wobble.
@@ -427,4 +441,21 @@ function frameBytes(message: string | ArrayBuffer): number {
   if (typeof message !== "string") return message.byteLength;
   if (message.length > MAX_NODE_FRAME_BYTES || message.length * 3 <= MAX_NODE_FRAME_BYTES) return message.length;
   return new TextEncoder().encode(message).byteLength;
+}
+
+/** The advertised models the enrollment allows (all of them when it names none). */
+export function boundedModels(advertised: readonly string[], enrolled: readonly string[] | undefined): string[] {
+  return enrolled === undefined ? [...advertised] : advertised.filter((m) => enrolled.includes(m));
+}
+
+/** A queue change worth telling the Directory: to or from empty, or by a quarter (at least 2). */
+export function queueStepped(before: number, after: number): boolean {
+  if ((before === 0) !== (after === 0)) return true;
+  return Math.abs(after - before) >= Math.max(2, before / 4);
+}
+
+/** A token-rate change worth telling the Directory: to or from zero, or by a quarter. */
+export function rateStepped(before: number, after: number): boolean {
+  if ((before === 0) !== (after === 0)) return true;
+  return Math.abs(after - before) >= before / 4;
 }

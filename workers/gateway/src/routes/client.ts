@@ -7,7 +7,7 @@ import { credentialKeys } from "../credentials";
 import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
 import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
-import { DEFAULT_HEADERS_TIMEOUT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_TTFT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
 import { REQUEST_ID_HEADER } from "../request-id";
 import { countedBody, usageEntry } from "../usage";
 
@@ -63,6 +63,8 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
     sign: (node, method, path) => isolate.signer.headers(keys, node, method, path, Date.now()),
     ...(c.env.FORWARD_CLIENT_COUNTRY === "true" ? { clientCountry: decision.client.country } : {}),
     headersTimeoutMs: headersTimeout(c.env),
+    body: decision.client.body,
+    ...(decision.client.stream ? { firstByteMs: ttftDeadline(c.env) } : {}),
   });
   const { carrier } = decision;
   if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
@@ -121,11 +123,31 @@ function headersTimeout(env: Env): number {
   return Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_HEADERS_TIMEOUT_MS;
 }
 
+/** UPSTREAM_TTFT_MS: the first-byte deadline of streaming requests (default 10 s). */
+function ttftDeadline(env: Env): number {
+  const ms = Number(env.UPSTREAM_TTFT_MS ?? DEFAULT_TTFT_MS);
+  return Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_TTFT_MS;
+}
+
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function describe(c: Candidate) {
-  const { node } = c;
-  return { id: node.id, region: node.region, kind: node.kind, ...(node.gpu ? { gpu: node.gpu } : {}), rttMs: round(c.rttMs), score: round(c.score), load: node.load };
+  const { node, parts } = c;
+  return {
+    id: node.id,
+    region: node.region,
+    kind: node.kind,
+    ...(node.gpu ? { gpu: node.gpu } : {}),
+    ...(node.models ? { models: node.models } : {}),
+    pricePerGpuHour: node.pricePerGpuHour ?? null,
+    rttMs: round(c.rttMs),
+    score: round(c.score),
+    ...(parts ? { scoreParts: { rttMs: round(parts.rttMs), loadMs: round(parts.loadMs), penaltyMs: round(parts.penaltyMs), slowStartMs: round(parts.slowStartMs), priceMs: round(parts.priceMs) } } : {}),
+    ...(c.affinity ? { affinity: true } : {}),
+    load: node.load,
+    ...(node.queue !== undefined ? { queue: node.queue } : {}),
+    ...(node.tokensPerSecond !== undefined ? { tokensPerSecond: node.tokensPerSecond } : {}),
+  };
 }
 
 /** `/route`'s body: the client as read, the chosen node and fallbacks, and why every other node is out. */
@@ -143,6 +165,8 @@ function explain(decision: Decision) {
       ...(client.residency ? { residency: client.residency } : {}),
     },
     requirements: client.requirements,
+    steer: client.steer,
+    ...(client.affinityKey !== undefined ? { affinity: true } : {}),
     node: primary ? describe(primary) : null,
     fallbacks: fallbacks.map(describe),
     excluded: explainExclusions(index, client.requirements, filter).map((x) =>
