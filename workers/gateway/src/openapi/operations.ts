@@ -105,6 +105,17 @@ export const OPERATIONS: readonly Operation[] = [
     errors: { 451: ["blocked_by_policy"], 502: ["upstream_failed"], 503: ["no_healthy_node", "policy_unavailable", "gateway_unconfigured"], 508: ["loop_detected"] },
   },
 
+  {
+    method: "GET", path: "/v1/models", tag: "Clients", summary: "The models this client may use, answered by the gateway from the fleet", headers: ["client"],
+    description: "OpenAI's list shape; each model carries `meridian: { nodes, free, regions, gpuClasses, pricePerGpuHour }` on where and how much it is available under the policy.",
+    ok: json("{ object: \"list\", data: [...] }"),
+  },
+  {
+    method: "GET", path: "/v1/models/{model}", tag: "Clients", summary: "One model, if this client may use it", headers: ["client"],
+    params: { model: z.string() },
+    ok: json("the model"), errors: { 404: ["model_not_found"] },
+  },
+
   // ---- node agents -------------------------------------------------------------------
   { method: "GET", path: "/nodes/connect", tag: "Node agents", summary: "The node's WebSocket (hello, heartbeats, drain)", auth: "node", ok: { status: 101, description: "switching to the WebSocket protocol (docs/protocol.md)", media: [] }, errors: { 426: ["upgrade_required"] } },
   { method: "POST", path: "/nodes/join", tag: "Node agents", summary: "Enroll with a join token", auth: "join", body: EnrollmentSchema, ok: json("the node's credential, shown once", CredentialAnswer, 201), errors: { 400: ["endpoint_refused", "unknown_partner"], 409: ["node_exists"] } },
