@@ -1,7 +1,6 @@
-import { NodeIdSchema, type GpuClass, type GpuHardware } from "@meridian/protocol";
+import { NodeIdSchema, type GpuClass, type GpuHardware, type NodeKind } from "@meridian/protocol";
 import { REGIONS } from "@meridian/regions";
 import { hashString, randomInt, seededRandom } from "./random";
-import type { NodeIdentity } from "./workload";
 
 /** Memory per GPU, GB, for every class the gateway knows (used for defaults and the simulator). */
 export const GPU_VRAM_GB: Readonly<Record<GpuClass, number>> = {
@@ -160,4 +159,21 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
     copy[j] = a;
   }
   return copy;
+}
+
+/** Who a node is; `region` may be learnt late (from the gateway's welcome). */
+export interface NodeIdentity {
+  id: string;
+  kind: NodeKind;
+  region: string;
+  gpu?: GpuHardware;
+  capacity: number;
+  /** Carrier backbone nodes: the partner they belong to. */
+  partner?: string;
+  /** Hotspots: enrolled backhaul, Mbit/s. */
+  maxMbps?: number;
+  /** GPU nodes: the models served (default: one, `meridian-<class>`). */
+  models?: readonly string[];
+  /** GPU nodes: price per GPU-hour to enroll with (signed into the credential). */
+  pricePerGpuHour?: number;
 }

@@ -35,8 +35,7 @@ export {
   simulatedPrice,
   type FleetPlanOptions,
   type SimulatedModel,
-  type PlannedNode,
-} from "./fleet";
+  type PlannedNode, type NodeIdentity } from "./fleet";
 export { createLogger, silentLogger, type Logger } from "./log";
 export {
   DEFAULT_CONNECT_CONCURRENCY,
@@ -62,7 +61,6 @@ export {
   type LoadSnapshot,
   type LoadSource,
   type NodeHandlerOptions,
-  type NodeIdentity,
   type WorkloadOptions,
 } from "./workload";
 export { hashString, randomInt, seededRandom } from "./random";

@@ -4,8 +4,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Router, type IRequest } from "itty-router";
-import { DEFAULT_HOTSPOT_MBPS, firstIssue, openAiErrorBody, tierForMbps, type GpuHardware, type NodeKind } from "@meridian/protocol";
-import { SIMULATED_MODELS } from "./fleet";
+import { DEFAULT_HOTSPOT_MBPS, firstIssue, openAiErrorBody, tierForMbps } from "@meridian/protocol";
+import { SIMULATED_MODELS, type NodeIdentity } from "./fleet";
 import { errorResponse, fetchListener, jsonResponse, type FetchHandler, type RequestContext } from "./http-bridge";
 import { describeError, silentLogger, type Logger } from "./log";
 import { hashString, seededRandom } from "./random";
@@ -20,23 +20,6 @@ export const DEFAULT_TOKEN_MS = 15;
 export const NATURAL_ANSWER_TOKENS = { min: 9, max: 24 } as const;
 /** Tokens per second are reported over this window. */
 export const TOKEN_RATE_WINDOW_S = 5;
-
-/** Who a node is; `region` may be learnt late (from the gateway's welcome). */
-export interface NodeIdentity {
-  id: string;
-  kind: NodeKind;
-  region: string;
-  gpu?: GpuHardware;
-  capacity: number;
-  /** Carrier backbone nodes: the partner they belong to. */
-  partner?: string;
-  /** Hotspots: enrolled backhaul, Mbit/s. */
-  maxMbps?: number;
-  /** GPU nodes: the models served (default: one, `meridian-<class>`). */
-  models?: readonly string[];
-  /** GPU nodes: price per GPU-hour to enroll with (signed into the credential). */
-  pricePerGpuHour?: number;
-}
 
 export interface LoadSnapshot {
   inFlight: number;

@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { CSRF_HEADER, SESSION_COOKIE, cookieValue, tokenPrint, verifySession } from "./console/session";
 import { HttpError } from "./errors";
+import { hasRole, type Role } from "./roles";
 import { safeHeader } from "./safe-header";
 
 const encoder = new TextEncoder();
@@ -22,8 +23,7 @@ export function bearerToken(header: string | undefined): string | null {
   return match?.[1] ?? null;
 }
 
-export type Role = "viewer" | "editor" | "admin";
-const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+export type { Role } from "./roles";
 
 export type AdminVariables = { role: Role; actor: string };
 
@@ -49,7 +49,7 @@ export function requireRole(minimum: Role) {
     if (presented === null && session === null) throw new HttpError(401, "unauthorized", "send Authorization: Bearer <token>", {}, { "www-authenticate": "Bearer" });
     const role = presented !== null ? await roleOf(c.env, presented) : await sessionRole(c.env, c.req.raw, session ?? "");
     if (role === null) throw new HttpError(401, "unauthorized", presented !== null ? "the token is not valid" : "the console session is not valid; sign in again", {}, { "www-authenticate": "Bearer" });
-    if (RANK[role] < RANK[minimum]) throw new HttpError(403, "forbidden", `this needs the ${minimum} role; the token has ${role}`);
+    if (!hasRole(role, minimum)) throw new HttpError(403, "forbidden", `this needs the ${minimum} role; the token has ${role}`);
     const who = (safeHeader(c, "x-meridian-actor") ?? "").slice(0, 100);
     c.set("role", role);
     c.set("actor", who ? `${role}:${who}` : role);
@@ -83,6 +83,3 @@ export function assertSameOriginWrite(request: Request, csrf: string | null): vo
   if (csrf !== null && request.headers.get(CSRF_HEADER) !== csrf) throw new HttpError(403, "csrf_rejected", `a console write needs the session's ${CSRF_HEADER} header`);
 }
 
-export function hasRole(role: Role, minimum: Role): boolean {
-  return RANK[role] >= RANK[minimum];
-}

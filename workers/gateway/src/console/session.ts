@@ -3,7 +3,7 @@
  * that signed in, HMAC-signed with a key derived from ADMIN_TOKEN. The bearer token itself is
  * never stored: after sign-in the browser holds only this cookie (HttpOnly, SameSite=Strict).
  */
-import type { Role } from "../auth";
+import type { Role } from "../roles";
 
 export const SESSION_COOKIE = "meridian_console";
 /** Header a cookie-authenticated write must carry, equal to the session's CSRF token. */
