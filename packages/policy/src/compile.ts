@@ -130,6 +130,7 @@ export class CompiledPolicy {
   readonly residencies: ReadonlySet<string>;
   private readonly reasons: ReadonlyMap<string, string>;
   private readonly judges = new Map<string, NodeJudge>();
+  private readonly composites = new Map<string, NodeJudge>();
 
   constructor(
     readonly document: PolicyDocument,
@@ -154,7 +155,7 @@ export class CompiledPolicy {
 
   /** A judge for one client: client-side conditions are settled once, node-side once per (region, slot). */
   forClient(client: ClientContext): NodeJudge {
-    const key = `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
+    const key = contextKey(client);
     const cached = this.judges.get(key);
     if (cached !== undefined) return cached;
     const applicable = this.rules.filter(
@@ -211,7 +212,36 @@ export class CompiledPolicy {
     this.judges.set(key, compiled);
     return compiled;
   }
+
+  /**
+   * One judge for several client contexts at once: a node is allowed only when every context
+   * allows it (so a tenant's own and its parent's headquarters are both judged, and a
+   * request's residency can narrow the tenant's but never widen it). A refusal names the
+   * rules of the first context that refuses; an allowance, the rules of all of them.
+   */
+  forAll(clients: readonly ClientContext[]): NodeJudge {
+    const distinct = [...new Map(clients.map((c) => [contextKey(c), c])).values()];
+    const [first, ...rest] = distinct;
+    if (first === undefined) return this.forClient({});
+    if (rest.length === 0) return this.forClient(first);
+    const key = distinct.map(contextKey).join("&");
+    const cached = this.composites.get(key);
+    if (cached !== undefined) return cached;
+    const judges = distinct.map((c) => this.forClient(c));
+    const judge = (node: NodeContext): Decision => {
+      const verdicts = judges.map((j) => j(node));
+      const refused = verdicts.find((v) => !v.allowed);
+      return refused ?? { allowed: true, rules: [...new Set(verdicts.flatMap((v) => v.rules))] };
+    };
+    const allows = (region: number, slot: number): boolean => judges.every((j) => j.allows(region, slot));
+    const composite: NodeJudge = Object.assign(judge, { allows });
+    if (this.composites.size >= JUDGE_CACHE_LIMIT) this.composites.clear();
+    this.composites.set(key, composite);
+    return composite;
+  }
 }
+
+const contextKey = (client: ClientContext) => `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
 
 export function compilePolicy(document: PolicyDocument, version: number): CompiledPolicy {
   return new CompiledPolicy(document, version);

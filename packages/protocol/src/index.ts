@@ -13,3 +13,4 @@ export * from "./location";
 export * from "./node-slot";
 export * from "./fleet-codec";
 export * from "./endpoint";
+export * from "./tenants";
