@@ -195,9 +195,11 @@ export class NodeWorkload implements LoadSource {
         ...completion,
         object: "chat.completion",
         choices: [{ index: 0, message: { role: "assistant", content: words.join("") }, finish_reason: "length" }],
-        usage: { prompt_tokens: promptTokens, completion_tokens: tokenCount, total_tokens: promptTokens + tokenCount },
+        usage: completionUsage(promptTokens, tokenCount),
       });
     }
+    const usage = completionUsage(promptTokens, tokenCount);
+    const includeUsage = wantsStreamUsage(chat);
 
     const tokenMs = this.tokenMs;
     const chunk = (delta: { role?: string; content?: string }, finishReason: string | null): string =>
@@ -209,6 +211,7 @@ export class NodeWorkload implements LoadSource {
         yield chunk({ content: word }, null);
       }
       yield chunk({}, "length");
+      if (includeUsage) yield usageChunk(completion, usage);
       yield "data: [DONE]\n\n";
     }
     return new Response(streamOf(events()), {
@@ -355,6 +358,29 @@ async function readBody(request: Request, limit: number): Promise<BodyResult> {
   return { kind: "ok", text: Buffer.concat(chunks).toString("utf8") };
 }
 
+// ---- usage, as OpenAI reports it ----------------------------------------------------------
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function completionUsage(promptTokens: number, completionTokens: number): CompletionUsage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/** stream_options.include_usage: the client asked for a final chunk carrying `usage`. */
+export function wantsStreamUsage(chat: ChatCompletionRequest): boolean {
+  const options = chat.stream_options;
+  return typeof options === "object" && options !== null && "include_usage" in options && options.include_usage === true;
+}
+
+/** The last chunk of a stream with include_usage: no choices, the whole request's usage. */
+export function usageChunk(completion: { id: string; created: number; model: string | undefined }, usage: CompletionUsage): string {
+  return `data: ${JSON.stringify({ ...completion, object: "chat.completion.chunk", choices: [], usage })}\n\n`;
+}
+
 // ---- chat request -----------------------------------------------------------------------
 
 /** OpenAI-style chat body. Unknown fields (temperature, top_p...) pass, as OpenAI-compatible servers allow. */
@@ -369,6 +395,7 @@ export const ChatCompletionRequestSchema = z.looseObject({
     )
     .min(1),
   stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
   max_tokens: z.int().min(1).nullish(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
