@@ -24,8 +24,9 @@ const KEY_PARAMS = new Set(["api_key", "apikey", "api-key", "key", "access_token
  */
 export const INTERNAL_EXPLAIN_HEADER = "x-meridian-internal-explain";
 export const EXPLAIN_TENANT_HEADER = "x-meridian-explain-tenant";
-const internalToken = crypto.randomUUID();
-export const internalExplainToken = (): string => internalToken;
+// Made on first use: Workers allow no random values in global scope.
+let internalToken: string | null = null;
+export const internalExplainToken = (): string => (internalToken ??= crypto.randomUUID());
 
 const unauthorized = (code: string, message: string) => new HttpError(401, code, message, {}, { "www-authenticate": 'Bearer realm="meridian"' });
 
@@ -38,7 +39,7 @@ const unauthorized = (code: string, message: string) => new HttpError(401, code,
 export const authenticateTenant = createMiddleware<{ Bindings: Env; Variables: TenantVariables }>(async (c, next) => {
   refuseKeyInQuery(c.req.url);
   const internal = c.req.header(INTERNAL_EXPLAIN_HEADER);
-  if (internal !== undefined && c.req.path === "/route" && sameHash(internal, internalToken)) {
+  if (internal !== undefined && c.req.path === "/route" && sameHash(internal, internalExplainToken())) {
     const explainFor = c.req.header(EXPLAIN_TENANT_HEADER);
     if (explainFor === undefined || explainFor === "") c.set("tenant", null);
     else {
