@@ -17,6 +17,7 @@ import { runOffloadBench } from "./offload";
 import { machineInfo, printTable } from "./lib/stats";
 import { runRoutingBench } from "./routing";
 import { runScaleBench } from "./scale";
+import { runTenantsBench } from "./tenants";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, json: { type: "boolean", default: false }, only: { type: "string" } } });
 const parts = new Set((values.only ?? "routing,gateway,heartbeat,failover,detector,offload,scale").split(","));
@@ -68,6 +69,7 @@ if (parts.has("failover")) Object.assign(results, await runFailoverBench({ smoke
 if (parts.has("detector")) Object.assign(results, runDetectorBench({ smoke }));
 if (parts.has("offload")) Object.assign(results, await runOffloadBench({ smoke }));
 if (parts.has("scale")) Object.assign(results, await runScaleBench({ smoke }));
+if (parts.has("tenants")) Object.assign(results, await runTenantsBench({ smoke }));
 
 printTable(
   "results",

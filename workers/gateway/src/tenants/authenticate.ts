@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { bearerToken } from "../auth";
 import { HttpError } from "../errors";
 import { tenantStore } from "./durable";
-import { keyCache } from "./key-cache";
+import { TenantKeyCache } from "./key-cache";
 import { hashTenantKey, sameHash } from "./keys";
 
 /** The tenant a client request is made for, with the key it presented (by id, never the secret). */
@@ -27,6 +27,9 @@ export const EXPLAIN_TENANT_HEADER = "x-meridian-explain-tenant";
 // Made on first use: Workers allow no random values in global scope.
 let internalToken: string | null = null;
 export const internalExplainToken = (): string => (internalToken ??= crypto.randomUUID());
+
+/** This isolate's key cache (see key-cache.ts). */
+const keyCache = new TenantKeyCache<Env>(tenantStore);
 
 const unauthorized = (code: string, message: string) => new HttpError(401, code, message, {}, { "www-authenticate": 'Bearer realm="meridian"' });
 

@@ -1,6 +1,5 @@
-import { tenantStore } from "./durable";
 import { sameHash } from "./keys";
-import type { ResolvedKey } from "./store";
+import type { KeyStore, ResolvedKey } from "./types";
 
 /** Past this age the cache is refreshed in the background, the request does not wait. */
 export const SYNC_SOFT_MS = 250;
@@ -17,7 +16,7 @@ const POSITIVE_LIMIT = 100_000;
  * This isolate's cache of key hash -> tenant, kept true by polling the TenantStore's change feed
  * (revoked keys, edited or deleted tenants, new keys). Key last-used times ride on the same poll.
  */
-export class TenantKeyCache {
+export class TenantKeyCache<E> {
   private readonly known = new Map<string, ResolvedKey>();
   private readonly unknown = new Set<string>();
   private seq = -1;
@@ -27,7 +26,9 @@ export class TenantKeyCache {
   /** Store round trips made by lookups and syncs, for the benchmark and tests. */
   storeCalls = 0;
 
-  async lookup(env: Env, hash: string, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<ResolvedKey | null> {
+  constructor(private readonly storeOf: (env: E) => KeyStore) {}
+
+  async lookup(env: E, hash: string, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<ResolvedKey | null> {
     const age = now - this.syncSentAt;
     if (age > SYNC_HARD_MS) await this.sync(env);
     else if (age > SYNC_SOFT_MS) waitUntil(this.sync(env).catch((err) => console.warn(JSON.stringify({ at: "tenants.sync", error: String(err) }))));
@@ -36,7 +37,7 @@ export class TenantKeyCache {
     if (cached !== undefined) return sameHash(cached.hash, hash) ? this.markUsed(cached, now) : null;
     if (this.unknown.has(hash)) return null;
     this.storeCalls++;
-    const resolved = await tenantStore(env).resolve(hash);
+    const resolved = await this.storeOf(env).resolve(hash);
     if (resolved === null) {
       if (this.unknown.size >= NEGATIVE_LIMIT) this.unknown.clear();
       this.unknown.add(hash);
@@ -48,17 +49,17 @@ export class TenantKeyCache {
   }
 
   /** One poll at a time; callers share it. */
-  sync(env: Env): Promise<void> {
+  sync(env: E): Promise<void> {
     this.syncing ??= this.poll(env).finally(() => (this.syncing = null));
     return this.syncing;
   }
 
-  private async poll(env: Env): Promise<void> {
+  private async poll(env: E): Promise<void> {
     const sentAt = Date.now();
     const used = Object.fromEntries(this.used);
     this.used = new Map();
     this.storeCalls++;
-    const changes = await tenantStore(env).sync(this.seq, used);
+    const changes = await this.storeOf(env).sync(this.seq, used);
     if (changes.reset) {
       this.known.clear();
       this.unknown.clear();
@@ -78,5 +79,3 @@ export class TenantKeyCache {
     return entry;
   }
 }
-
-export const keyCache = new TenantKeyCache();

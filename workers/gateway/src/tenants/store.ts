@@ -1,6 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { TenantSchema, type Tenant, type TenantCreate, type TenantPatch } from "@meridian/protocol";
 import { generateTenantKey, hashTenantKey, keyPrefix, sameHash } from "./keys";
+import type { ResolvedKey, TenantSync } from "./types";
+
+export type { ResolvedKey, TenantSync } from "./types";
 
 export interface TenantKeyInfo {
   id: string;
@@ -20,22 +23,6 @@ export interface TenantAuditEntry {
   tenant: string;
   reason: string;
   detail: string;
-}
-
-/** What an isolate caches for a key: the tenant it belongs to, as of the store's change `seq`. */
-export interface ResolvedKey {
-  keyId: string;
-  hash: string;
-  tenant: Tenant;
-}
-
-/** Changes since an isolate's last sync: the tenants and key hashes to drop from its cache. */
-export interface TenantSync {
-  seq: number;
-  /** The isolate was too far behind (changes pruned): it drops its whole cache. */
-  reset: boolean;
-  tenants: string[];
-  hashes: string[];
 }
 
 export type StoreResult<T> = { ok: true; value: T } | { ok: false; status: 404 | 409; code: string; message: string };
