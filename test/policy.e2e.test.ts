@@ -58,7 +58,7 @@ describe("region policy end to end", () => {
     expect(res.status).toBe(451);
     // The nearest node is in Tehran itself, so the node embargo decides too.
     expect(await res.json()).toEqual({
-      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1 },
+      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1, requestId: expect.any(String), tenant: { id: "e2e-policy", hqCountry: "US" } },
     });
   });
 
