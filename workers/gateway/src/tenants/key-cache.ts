@@ -23,8 +23,9 @@ export class TenantKeyCache<E> {
   private syncSentAt = Number.NEGATIVE_INFINITY;
   private syncing: Promise<void> | null = null;
   private used = new Map<string, number>();
-  /** Store round trips made by lookups and syncs, for the benchmark and tests. */
-  storeCalls = 0;
+  private flushScheduled = false;
+  /** Lookups that had to ask the store (cache misses), for the benchmark. */
+  resolveCalls = 0;
 
   constructor(private readonly storeOf: (env: E) => KeyStore) {}
 
@@ -34,9 +35,9 @@ export class TenantKeyCache<E> {
     else if (age > SYNC_SOFT_MS) waitUntil(this.sync(env).catch((err) => console.warn(JSON.stringify({ at: "tenants.sync", error: String(err) }))));
     const cached = this.known.get(hash);
     // Found by map lookup; the stored hash is still compared in constant time.
-    if (cached !== undefined) return sameHash(cached.hash, hash) ? this.markUsed(cached, now) : null;
+    if (cached !== undefined) return sameHash(cached.hash, hash) ? this.markUsed(env, cached, now, waitUntil) : null;
     if (this.unknown.has(hash)) return null;
-    this.storeCalls++;
+    this.resolveCalls++;
     const resolved = await this.storeOf(env).resolve(hash);
     if (resolved === null) {
       if (this.unknown.size >= NEGATIVE_LIMIT) this.unknown.clear();
@@ -45,7 +46,7 @@ export class TenantKeyCache<E> {
     }
     if (this.known.size >= POSITIVE_LIMIT) this.known.clear();
     this.known.set(hash, resolved);
-    return this.markUsed(resolved, now);
+    return this.markUsed(env, resolved, now, waitUntil);
   }
 
   /** One poll at a time; callers share it. */
@@ -58,7 +59,6 @@ export class TenantKeyCache<E> {
     const sentAt = Date.now();
     const used = Object.fromEntries(this.used);
     this.used = new Map();
-    this.storeCalls++;
     const changes = await this.storeOf(env).sync(this.seq, used);
     if (changes.reset) {
       this.known.clear();
@@ -74,8 +74,22 @@ export class TenantKeyCache<E> {
     this.syncSentAt = sentAt;
   }
 
-  private markUsed(entry: ResolvedKey, now: number): ResolvedKey {
+  /**
+   * Last-used times ride on the next sync; an isolate that goes quiet sends them one soft
+   * interval later (at most one such flush in flight), so a key's lastUsedAt is never stale
+   * for long.
+   */
+  private markUsed(env: E, entry: ResolvedKey, now: number, waitUntil: (p: Promise<unknown>) => void): ResolvedKey {
     this.used.set(entry.keyId, now);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      waitUntil(
+        new Promise((resolve) => setTimeout(resolve, SYNC_SOFT_MS))
+          .then(() => (this.used.size > 0 ? this.sync(env) : undefined))
+          .catch((err) => console.warn(JSON.stringify({ at: "tenants.flush-used", error: String(err) })))
+          .finally(() => (this.flushScheduled = false)),
+      );
+    }
     return entry;
   }
 }
