@@ -19,6 +19,7 @@ import { machineInfo, printTable } from "./lib/stats";
 import { runOffloadBench } from "./offload";
 import { runRoutingBench } from "./routing";
 import { runScaleBench } from "./scale";
+import { runTenantsBench } from "./tenants";
 
 type Results = Record<string, number>;
 interface Part {
@@ -39,6 +40,7 @@ const PARTS: Record<string, Part> = {
   detector: { about: "the failure detector alone on 2 million simulated gaps per setting", byDefault: true, run: (o) => runDetectorBench(o) },
   offload: { about: "carrier offload decisions and the ledger's overhead per request", byDefault: true, run: (o) => runOffloadBench(o) },
   openai: { about: "OpenAI-native routing: model, steering and affinity costs, affinity hit rate and movement, TTFT failover", byDefault: true, run: (o) => runOpenAiBench(o) },
+  tenants: { about: "per-request cost of the tenant key lookup and limit checks beside the plain path", byDefault: true, run: (o) => runTenantsBench(o) },
   scale: { about: "the fleet fan-out tree simulated: 330 colos x K isolates, 100k nodes, 1 % changing per second", byDefault: true, run: (o) => runScaleBench(o) },
 };
 

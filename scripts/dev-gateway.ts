@@ -55,6 +55,29 @@ export function ensureDevVars(root = REPO_ROOT): { path: string; created: boolea
   return { path, created, secrets: { ADMIN_TOKEN, NODE_CREDENTIAL_KEY } };
 }
 
+/** The tenant `npm start` makes on first run, for the README's examples. */
+export const DEMO_TENANT = { id: "demo", name: "Demo tenant (local runs)", hqCountry: "US", limits: { requestsPerMinute: 6000, concurrentRequests: 64 } };
+
+/**
+ * Makes sure the demo tenant exists and DEMO_TENANT_KEY in .dev.vars is a live key for it:
+ * made on first run, made again when the local state was wiped (the old key answers 401).
+ * Returns the key.
+ */
+export async function ensureDemoTenant(gatewayUrl: string, adminToken: string, devVarsPath: string): Promise<{ key: string; created: boolean }> {
+  const existing = readDevVars(devVarsPath).get("DEMO_TENANT_KEY");
+  if (existing !== undefined && (await fetch(`${gatewayUrl}/route`, { headers: { authorization: `Bearer ${existing}` } })).status !== 401) return { key: existing, created: false };
+  const headers = { authorization: `Bearer ${adminToken}`, "content-type": "application/json", "x-meridian-reason": "npm start: demo tenant for local runs" };
+  const tenant = await fetch(`${gatewayUrl}/admin/tenants`, { method: "POST", headers, body: JSON.stringify(DEMO_TENANT) });
+  if (tenant.status !== 201 && tenant.status !== 409) throw new Error(`creating the demo tenant failed: ${tenant.status} ${await tenant.text()}`);
+  const res = await fetch(`${gatewayUrl}/admin/tenants/${DEMO_TENANT.id}/keys`, { method: "POST", headers, body: JSON.stringify({ name: "npm start" }) });
+  if (res.status !== 201) throw new Error(`creating the demo tenant's key failed: ${res.status} ${await res.text()}`);
+  const { key } = (await res.json()) as { key: string };
+  const kept = readFileSync(devVarsPath, "utf8").split("\n").filter((line) => !line.startsWith("DEMO_TENANT_KEY=") && !line.startsWith("# The demo tenant's key"));
+  const text = kept.join("\n").replace(/\n*$/, "\n");
+  writeFileSync(devVarsPath, `${text}# The demo tenant's key (a client key, sent as Authorization: Bearer), made by \`npm start\`.\nDEMO_TENANT_KEY=${key}\n`, { mode: 0o600 });
+  return { key, created: true };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

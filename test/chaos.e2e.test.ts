@@ -25,6 +25,7 @@ import { compilePolicy, type ClientContext } from "@meridian/policy";
 import { PolicyDocumentSchema, type GpuClass, type NodeKind } from "@meridian/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 import { startAgent, stopAgent, type AgentProcess, type AgentSpec } from "./support/agents";
 
 const NODES = 60;
@@ -75,6 +76,9 @@ const CLIENTS: ClientSpec[] = [
   { name: "paris/eu", headers: { "x-client-lat": "48.8566", "x-client-lon": "2.3522", "x-client-country": "FR", "x-meridian-residency": "eu" }, context: { country: "FR", residency: "eu" } },
 ];
 
+/** This file's tenant key (test/support/tenants.ts), set in beforeAll. */
+let clientAuth: Record<string, string> = {};
+
 interface Arrival {
   node: string;
   at: number;
@@ -121,7 +125,7 @@ async function fleetHealth(): Promise<Map<string, { state: string; health: strin
 async function send(id: string, client: ClientSpec): Promise<Outcome> {
   const sentAt = performance.now();
   try {
-    const res = await fetch(`${gateway.url}/v1/whoami`, { headers: { ...client.headers, "x-chaos-request": id }, signal: AbortSignal.timeout(20_000) });
+    const res = await fetch(`${gateway.url}/v1/whoami`, { headers: { ...clientAuth, ...client.headers, "x-chaos-request": id }, signal: AbortSignal.timeout(20_000) });
     const body = res.status === 200 ? ((await res.json()) as { node: string }) : (await res.text(), null);
     const node = res.headers.get("x-meridian-node");
     if (body !== null && body.node !== node) throw new Error(`x-meridian-node ${node} but ${body.node} answered`);
@@ -136,6 +140,7 @@ beforeAll(async () => {
   adminToken = secrets.ADMIN_TOKEN;
   stateDir = mkdtempSync(join(tmpdir(), "meridian-chaos-"));
   gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+  clientAuth = (await createTenantKey(gateway.url, adminToken, { id: "e2e-chaos" })).auth;
   sim = await startSimulator({
     gatewayUrl: gateway.url,
     adminToken,

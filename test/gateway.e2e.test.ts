@@ -7,9 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 import { startAgent, stopAgent, type AgentProcess, type AgentSpec } from "./support/agents";
 
-const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
+/** A Tokyo client; beforeAll adds this file's tenant key (test/support/tenants.ts). */
+const TOKYO: Record<string, string> = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 const H100 = { class: "h100", vramGb: 80, count: 8 };
 
 const FLEET: AgentSpec[] = [
@@ -50,6 +52,7 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "meridian-e2e-"));
   const startedAt = performance.now();
   gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+  Object.assign(TOKYO, (await createTenantKey(gateway.url, secrets.ADMIN_TOKEN, { id: "e2e-gateway" })).auth);
   console.log(`[e2e] gateway ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s at ${gateway.url}`);
   const started = await Promise.all(FLEET.map((spec) => startAgent(gateway.url, secrets.ADMIN_TOKEN, spec)));
   for (const agent of started) agents.set(agent.id, agent);

@@ -11,6 +11,7 @@ import { silentLogger, startSimulator, type PlannedNode, type SimulatorHandle } 
 import { subscriberBucket } from "@meridian/routing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 
 const PARTNER = "e2e-tel";
 const RULES = { maxHotspotKm: 50, minTier: 2, congestionThreshold: 0.7, hysteresis: 0.2, dial: { base: 20, max: 80 } };
@@ -52,7 +53,9 @@ function tally(node: string, route: string, bytes: number, aborted: boolean): vo
   received.set(node, t);
 }
 
-const headersOf = (s: (typeof SUBSCRIBERS)[number]) => ({ ...PLACES[s.place], "x-meridian-kind": "hotspot", "x-meridian-carrier": PARTNER, "x-meridian-subscriber": s.key });
+/** The carrier's tenant key (test/support/tenants.ts), set in beforeAll. */
+let clientAuth: Record<string, string> = {};
+const headersOf = (s: (typeof SUBSCRIBERS)[number]) => ({ ...clientAuth, ...PLACES[s.place], "x-meridian-kind": "hotspot", "x-meridian-carrier": PARTNER, "x-meridian-subscriber": s.key });
 
 /** A whole download; returns the route taken. */
 async function download(s: (typeof SUBSCRIBERS)[number], bytes: number): Promise<string> {
@@ -87,7 +90,7 @@ async function abandon(s: (typeof SUBSCRIBERS)[number], keep: number): Promise<v
 }
 
 async function dialFor(place: Place): Promise<{ percent: number; engaged: boolean; hotspots: number }> {
-  const res = await fetch(`${gateway.url}/route`, { headers: { ...PLACES[place], "x-meridian-carrier": PARTNER } });
+  const res = await fetch(`${gateway.url}/route`, { headers: { ...clientAuth, ...PLACES[place], "x-meridian-carrier": PARTNER } });
   const body = (await res.json()) as { offload: { dial: { percent: number; engaged: boolean } | null; hotspots: { qualifying: number } } };
   if (body.offload.dial === null) throw new Error("no backbone node");
   return { ...body.offload.dial, hotspots: body.offload.hotspots.qualifying };
@@ -116,6 +119,7 @@ beforeAll(async () => {
   admin = { authorization: `Bearer ${secrets.ADMIN_TOKEN}` };
   stateDir = mkdtempSync(join(tmpdir(), "meridian-offload-"));
   gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore", vars: { DEV_CHAOS_HOOKS: "true" } });
+  clientAuth = (await createTenantKey(gateway.url, secrets.ADMIN_TOKEN, { id: "e2e-carrier" })).auth;
   const current = await fetch(`${gateway.url}/admin/carriers`, { headers: admin });
   const put = await fetch(`${gateway.url}/admin/carriers/${PARTNER}`, {
     method: "PUT",

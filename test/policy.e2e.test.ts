@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import baseline from "../infra/policies/baseline.json";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 
 let gateway: LocalGateway;
 let fleet: SimulatorHandle;
@@ -23,7 +24,9 @@ const client = (lat: number, lon: number, country: string, subdivision?: string)
   ...(subdivision ? { "x-client-subdivision": subdivision } : {}),
 });
 const TOKYO = client(35.68, 139.76, "JP");
-const whoami = (headers: Record<string, string>) => fetch(`${gateway.url}/v1/whoami`, { headers });
+/** This file's tenant key (test/support/tenants.ts), set in beforeAll. */
+let clientAuth: Record<string, string> = {};
+const whoami = (headers: Record<string, string>) => fetch(`${gateway.url}/v1/whoami`, { headers: { ...clientAuth, ...headers } });
 const EU_EEA = new Set(baseline.groups.countries["eu-eea"].members);
 
 beforeAll(async () => {
@@ -31,12 +34,13 @@ beforeAll(async () => {
   admin = { authorization: `Bearer ${secrets.ADMIN_TOKEN}` };
   stateDir = mkdtempSync(join(tmpdir(), "meridian-policy-e2e-"));
   gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+  clientAuth = (await createTenantKey(gateway.url, secrets.ADMIN_TOKEN, { id: "e2e-policy" })).auth;
   fleet = await startSimulator({ gatewayUrl: gateway.url, adminToken: secrets.ADMIN_TOKEN, nodes: 300, seed: 3, prefix: "pol", logger: silentLogger });
   // Wait until the gateway's snapshot holds the whole fleet.
   const waitFrom = Date.now();
   const deadline = waitFrom + 60_000;
   for (;;) {
-    const body = (await (await fetch(`${gateway.url}/route`, { headers: TOKYO })).json()) as { fleetSize: number };
+    const body = (await (await fetch(`${gateway.url}/route`, { headers: { ...clientAuth, ...TOKYO } })).json()) as { fleetSize: number };
     if (body.fleetSize === 300) {
       console.log(`[policy-e2e] whole fleet visible ${Date.now() - waitFrom} ms after the simulator started`);
       break;
@@ -58,7 +62,7 @@ describe("region policy end to end", () => {
     expect(res.status).toBe(451);
     // The nearest node is in Tehran itself, so the node embargo decides too.
     expect(await res.json()).toEqual({
-      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1, requestId: res.headers.get("x-request-id") },
+      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1, requestId: res.headers.get("x-request-id"), tenant: { id: "e2e-policy", hqCountry: "US" } },
     });
   });
 

@@ -274,7 +274,6 @@ export class NodeWorkload implements LoadSource {
         usage: usageOf(promptTokens, tokenCount),
       });
     }
-
     const includeUsage = chat.stream_options?.include_usage === true;
     const release = (): void => this.releaseSlot();
     const chunk = (delta: { role?: string; content?: string }, reason: string | null): string =>

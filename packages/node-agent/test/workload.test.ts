@@ -109,6 +109,17 @@ describe("GPU workload", () => {
     expect(again.choices[0]?.message.content).toBe(body.choices[0]?.message.content);
   });
 
+  it("ends a stream with a usage chunk when stream_options.include_usage is set", async () => {
+    const response = await chat(gpu.url, { messages: [{ role: "user", content: "count these words" }], stream: true, max_tokens: 5, stream_options: { include_usage: true } });
+    const events = (await response.text()).split("\n\n").filter(Boolean);
+    expect(events.at(-1)).toBe("data: [DONE]");
+    const last = JSON.parse(events.at(-2)?.slice("data: ".length) ?? "{}") as Record<string, unknown>;
+    expect(last).toMatchObject({ object: "chat.completion.chunk", choices: [], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } });
+    // Without it, no chunk carries usage (as OpenAI does).
+    const plain = await (await chat(gpu.url, { messages: [{ role: "user", content: "x" }], stream: true, max_tokens: 2 })).text();
+    expect(plain).not.toContain('"usage"');
+  });
+
   it("streams SSE chunks as tokens are produced and ends with [DONE]", async () => {
     const started = Date.now();
     const response = await chat(gpu.url, { messages: [{ role: "user", content: "stream" }], stream: true, max_tokens: 8 });

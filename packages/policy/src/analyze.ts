@@ -253,3 +253,35 @@ export function fleetImpact(before: CompiledPolicy | null, after: CompiledPolicy
   }
   return out;
 }
+
+export interface TenantImpactChange {
+  hqCountry: string;
+  /** How many of the given tenants are headquartered there (own or parent headquarters). */
+  tenants: number;
+  nodeClass: NodeClass;
+  before: boolean;
+  after: boolean;
+}
+
+/**
+ * For each headquarters country of the given tenants x node class: can a tenant headquartered
+ * there be served that class anywhere, from any client country, before vs after. Only changed
+ * cells are returned: "tenants headquartered in CN lose h100".
+ */
+export function tenantImpact(before: CompiledPolicy | null, after: CompiledPolicy, tenantsByHq: ReadonlyMap<string, number>): TenantImpactChange[] {
+  const countries = clientUniverse(after.document).filter((c) => c.subdivision === undefined);
+  const servable = (policy: CompiledPolicy | null, hq: string, nodeClass: NodeClass): boolean =>
+    policy !== null && countries.some((client) => {
+      const judge = policy.forClient({ ...client, tenantHq: hq });
+      return REGIONS.some((r) => judge(nodeOfClass(r.id, nodeClass)).allowed);
+    });
+  const changes: TenantImpactChange[] = [];
+  for (const [hqCountry, tenants] of [...tenantsByHq].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const nodeClass of NODE_CLASSES) {
+      const b = servable(before, hqCountry, nodeClass);
+      const a = servable(after, hqCountry, nodeClass);
+      if (a !== b) changes.push({ hqCountry, tenants, nodeClass, before: b, after: a });
+    }
+  }
+  return changes;
+}

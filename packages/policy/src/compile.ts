@@ -130,6 +130,9 @@ export class CompiledPolicy {
   readonly residencies: ReadonlySet<string>;
   private readonly reasons: ReadonlyMap<string, string>;
   private readonly judges = new Map<string, NodeJudge>();
+  /** Headquarters countries some rule names; any other is judged exactly like no headquarters. */
+  private readonly namedTenantHqs: ReadonlySet<string>;
+  private readonly composites = new Map<string, NodeJudge>();
 
   constructor(
     readonly document: PolicyDocument,
@@ -138,6 +141,7 @@ export class CompiledPolicy {
     this.rules = document.rules.map((r: PolicyRule) => ({ id: r.id, effect: r.effect, match: compileMatch(document, r.match), except: compileMatch(document, r.except) }));
     this.residencies = new Set(document.rules.flatMap((r) => [...(r.match.residency ?? []), ...(r.except?.residency ?? [])]));
     this.reasons = new Map(document.rules.map((r) => [r.id, r.reason]));
+    this.namedTenantHqs = new Set(this.rules.flatMap((r) => [...(r.match.tenantHq ?? []), ...(r.except.tenantHq ?? [])]));
   }
 
   /** The human reason of a rule id (or of the default). */
@@ -153,8 +157,11 @@ export class CompiledPolicy {
   }
 
   /** A judge for one client: client-side conditions are settled once, node-side once per (region, slot). */
-  forClient(client: ClientContext): NodeJudge {
-    const key = `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
+  forClient(asked: ClientContext): NodeJudge {
+    // A headquarters no rule names decides nothing: such tenants share the judges of clients
+    // without one, so tenants do not multiply the judge cache.
+    const client = asked.tenantHq !== undefined && !this.namedTenantHqs.has(asked.tenantHq) ? withoutTenantHq(asked) : asked;
+    const key = contextKey(client);
     const cached = this.judges.get(key);
     if (cached !== undefined) return cached;
     const applicable = this.rules.filter(
@@ -211,7 +218,51 @@ export class CompiledPolicy {
     this.judges.set(key, compiled);
     return compiled;
   }
+
+  /**
+   * One judge for several client contexts at once: a node is allowed only when every context
+   * allows it (so a tenant's own and its parent's headquarters are both judged, and a
+   * request's residency can narrow the tenant's but never widen it). A refusal names the
+   * rules of the first context that refuses; an allowance, the rules of all of them.
+   */
+  forAll(clients: readonly ClientContext[]): NodeJudge {
+    const distinct = [...new Map(clients.map((c) => [contextKey(c), c])).values()];
+    const [first, ...rest] = distinct;
+    if (first === undefined) return this.forClient({});
+    if (rest.length === 0) return this.forClient(first);
+    const key = distinct.map(contextKey).join("&");
+    const cached = this.composites.get(key);
+    if (cached !== undefined) return cached;
+    const judges = distinct.map((c) => this.forClient(c));
+    const judge = (node: NodeContext): Decision => {
+      const verdicts = judges.map((j) => j(node));
+      const refused = verdicts.find((v) => !v.allowed);
+      return refused ?? { allowed: true, rules: [...new Set(verdicts.flatMap((v) => v.rules))] };
+    };
+    // Its own verdict cache per (region, slot), so the hot path costs what a single judge does.
+    const verdicts = new Uint8Array(REGIONS.length * SLOT_COUNT);
+    const allows = (region: number, slot: number): boolean => {
+      const inRange = region >= 0 && region < REGIONS.length && slot >= 0 && slot < SLOT_COUNT;
+      const at = region * SLOT_COUNT + slot;
+      const known = inRange ? (verdicts[at] ?? 0) : 0;
+      if (known !== 0) return known === 2;
+      const allowed = judges.every((j) => j.allows(region, slot));
+      if (inRange) verdicts[at] = allowed ? 2 : 1;
+      return allowed;
+    };
+    const composite: NodeJudge = Object.assign(judge, { allows });
+    if (this.composites.size >= JUDGE_CACHE_LIMIT) this.composites.clear();
+    this.composites.set(key, composite);
+    return composite;
+  }
 }
+
+function withoutTenantHq(client: ClientContext): ClientContext {
+  const { tenantHq: _ignored, ...rest } = client;
+  return rest;
+}
+
+const contextKey = (client: ClientContext) => `${client.country ?? ""}|${client.subdivision ?? ""}|${client.tenantHq ?? ""}|${client.residency ?? ""}`;
 
 export function compilePolicy(document: PolicyDocument, version: number): CompiledPolicy {
   return new CompiledPolicy(document, version);

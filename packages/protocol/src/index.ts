@@ -13,3 +13,4 @@ export * from "./node-slot";
 export * from "./fleet-codec";
 export * from "./endpoint";
 export * from "./openai";
+export * from "./tenants";

@@ -1,4 +1,4 @@
-import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, validatePolicy } from "@meridian/policy";
+import { compilePolicy, diffPolicies, fleetImpact, impactMatrix, tenantImpact, validatePolicy } from "@meridian/policy";
 import { RollbackRequestSchema, type NodeRecord } from "@meridian/protocol";
 import { SLOW_START_MS, slowStartPenaltyMs, type Ejection } from "@meridian/routing";
 import { Hono } from "hono";
@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ADMIN_BODY_LIMIT, changeReason, expectedVersion, forceReason, limit, publishAnswer, validJson, type AdminApp, currentAnswer, versionAnswer } from "./admin-common";
 import { requireRole } from "./auth";
 import { HttpError } from "./errors";
+import { tenantStore } from "./tenants/durable";
 import { directory, policyStore } from "./durable";
 import { isolate } from "./isolate";
 
@@ -92,7 +93,7 @@ admin.post("/policy/validate", requireRole("editor"), limit(POLICY_BODY_LIMIT), 
 admin.post("/policy/dry-run", requireRole("editor"), limit(POLICY_BODY_LIMIT), validJson(z.unknown()), async (c) => {
   const result = validatePolicy(c.req.valid("json"));
   if (!result.ok) throw new HttpError(400, "invalid_policy", `${result.errors.length} problem(s) in the draft`, { issues: result.errors });
-  const [live, nodes] = await Promise.all([policyStore(c.env).current(), connectedNodes(c.env)]);
+  const [live, nodes, tenants] = await Promise.all([policyStore(c.env).current(), connectedNodes(c.env), tenantStore(c.env).list()]);
   const before = compilePolicy(live.document, live.version);
   const after = compilePolicy(result.document, live.version + 1);
   return c.json({
@@ -101,6 +102,8 @@ admin.post("/policy/dry-run", requireRole("editor"), limit(POLICY_BODY_LIMIT), v
     violations: result.violations,
     impact: impactMatrix(before, after),
     connectedNodes: { total: nodes.length, changes: fleetImpact(before, after, nodes.map(nodeContext)) },
+    // Tenants by headquarters country (own or parent's): which node classes they gain or lose.
+    tenants: { total: tenants.length, changes: tenantImpact(before, after, tenantsByHq(tenants)) },
   });
 });
 
@@ -126,3 +129,10 @@ admin.post("/policy/rollback", requireRole("editor"), limit(ADMIN_BODY_LIMIT), v
 });
 
 admin.get("/audit", requireRole("viewer"), async (c) => c.json({ entries: await policyStore(c.env).audit() }));
+
+/** How many tenants have each headquarters country, counting a parent's headquarters too. */
+function tenantsByHq(tenants: readonly { hqCountry: string; parentHqCountry?: string }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const t of tenants) for (const hq of new Set([t.hqCountry, ...(t.parentHqCountry ? [t.parentHqCountry] : [])])) counts.set(hq, (counts.get(hq) ?? 0) + 1);
+  return counts;
+}

@@ -14,6 +14,7 @@ import { createMiddleware } from "hono/factory";
 import { readClientRequest, type ClientRequest } from "./client";
 import { HttpError } from "./errors";
 import { isolate } from "./isolate";
+import { tenantContexts, type AuthenticatedTenant, type TenantVariables } from "./tenants";
 
 /** Seconds a client should wait when no node can take the request. */
 export const RETRY_AFTER_S = "2";
@@ -36,9 +37,11 @@ export interface Decision {
   /** Primary first, then fallbacks; empty when nothing may serve (see `refusal`). */
   candidates: readonly Candidate[];
   carrier: CarrierDecision | null;
+  /** Who the request is made for (authenticateTenant ran first); null only for the console's explainer. */
+  tenant: AuthenticatedTenant | null;
 }
 
-export type DecisionVariables = { decision: Decision };
+export type DecisionVariables = { decision: Decision } & TenantVariables;
 
 /** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
 export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
@@ -55,13 +58,16 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
   if (model !== undefined && index.modelCount(model) === 0) {
     throw new HttpError(404, "model_not_found", `The model \`${model}\` does not exist or no node serves it; GET /v1/models lists the models you can use.`, { param: "model" });
   }
+  const tenant = c.var.tenant;
+  // A tenant's residency the policy does not enforce cannot be kept: fail closed.
+  if (tenant?.residency !== undefined && !policy.residencies.has(tenant.residency)) {
+    throw new HttpError(503, "tenant_residency_unenforced", `tenant ${tenant.id} must stay in residency "${tenant.residency}", which no rule of policy v${policy.version} enforces`, {}, { "retry-after": RETRY_AFTER_S });
+  }
   const location = client.location;
-  // Judged by the country and subdivision as located (never dropped), ranked from `location`.
-  const judge = policy.forClient({
-    country: client.country,
-    ...(client.subdivision ? { subdivision: client.subdivision } : {}),
-    ...(client.residency ? { residency: client.residency } : {}),
-  });
+  // Judged by the country and subdivision as located (never dropped), ranked from `location`;
+  // with the tenant's headquarters (and its parent's) and residency, which a request may only narrow.
+  const located = { country: client.country, ...(client.subdivision ? { subdivision: client.subdivision } : {}) };
+  const judge = policy.forAll(tenantContexts(located, tenant, client.residency));
   // The judge keeps the one verdict cache, per (region, node slot).
   const allowed = judge.allows;
   const filter = isolate.outliers.active ? { filter: notEjected } : {};
@@ -79,7 +85,7 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
     decided = offload;
   }
   isolate.metrics.observeDecision(decided.examined);
-  c.set("decision", { client, index, policy, judge, candidates: decided.candidates, carrier });
+  c.set("decision", { client, index, policy, judge, candidates: decided.candidates, carrier, tenant });
   await next();
 });
 
@@ -96,7 +102,8 @@ export function refusal(decision: Decision): HttpError {
   }
   const verdict = decision.judge(nodeContext(nearest.node));
   const rule = verdict.rules[0] ?? "unknown";
-  return new HttpError(451, "blocked_by_policy", `refused by policy: ${decision.policy.reasonOf(rule)}`, { rule, rules: verdict.rules, policyVersion: decision.policy.version });
+  const tenant = decision.tenant === null ? {} : { tenant: { id: decision.tenant.id, hqCountry: decision.tenant.hqCountry, ...(decision.tenant.parentHqCountry ? { parentHqCountry: decision.tenant.parentHqCountry } : {}) } };
+  return new HttpError(451, "blocked_by_policy", `refused by policy v${decision.policy.version} rule ${rule}: ${decision.policy.reasonOf(rule)}`, { rule, rules: verdict.rules, policyVersion: decision.policy.version, ...tenant });
 }
 
 export const notEjected: NodeFilter = (node) => (isolate.outliers.isEjected(node.id) ? "ejected" : null);

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { admin } from "./admin";
 import { carriersAdmin } from "./admin-carriers";
+import { tenantsAdmin } from "./admin-tenants";
 import { nodesAdmin } from "./admin-nodes";
 import { consoleRoutes } from "./console";
 import { notFound, renderError } from "./errors";
@@ -16,6 +17,7 @@ export { RegionHub } from "./hub/region-hub";
 export { OffloadLedger } from "./offload-ledger";
 export { CarrierStore, PolicyStore } from "./policy-store";
 export { NodeRegistry } from "./registry";
+export { TenantLedger, TenantLimiter, TenantStore } from "./tenants";
 
 /**
  * The gateway's route table. Handlers live in routes/ and the admin modules; the decision a
@@ -34,6 +36,7 @@ app.route("/nodes", nodes); //      /nodes/connect (WebSocket), /nodes/join, /no
 app.route("/admin", nodesAdmin); // enrollment, registry, revocation, join tokens
 app.route("/admin", admin); //      fleet, policy, audit
 app.route("/admin", carriersAdmin); // carrier partners, offload usage
+app.route("/admin", tenantsAdmin); // tenants, their keys and usage
 app.route("/console", consoleRoutes(app)); // sign-in and the console's API (pages are static assets)
 app.route("/", openApi); //         GET /openapi.json (every route above, from openapi/operations.ts; /docs reads it)
 

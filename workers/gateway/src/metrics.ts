@@ -40,6 +40,22 @@ export class Metrics {
   private readonly examined = new Histogram(EXAMINED_BUCKETS);
 
   private readonly byNode = new Map<string, { served: number; failed: number; since: number }>();
+  /** Per tenant: requests by outcome ("served", "rate_limited", ...), and tokens by type. */
+  private readonly tenantRequests = new Map<string, number>();
+  private readonly tenantTokens = new Map<string, number>();
+
+  countTenantRequest(tenant: string, outcome: string): void {
+    const key = `${tenant}\u0000${outcome}`;
+    this.tenantRequests.set(key, (this.tenantRequests.get(key) ?? 0) + 1);
+  }
+
+  countTenantTokens(tenant: string, prompt: number, completion: number): void {
+    if (prompt + completion === 0) return;
+    for (const [type, n] of [["prompt", prompt], ["completion", completion]] as const) {
+      const key = `${tenant}\u0000${type}`;
+      this.tenantTokens.set(key, (this.tenantTokens.get(key) ?? 0) + n);
+    }
+  }
 
   /** One proxy attempt at a node (for the operator's self-view; this isolate only). */
   countAttempt(nodeId: string, failed: boolean): void {
@@ -73,6 +89,16 @@ export class Metrics {
     for (const [key, count] of [...this.requests.entries()].sort()) {
       const [route = "", outcome = "", status = ""] = key.split("\u0000");
       lines.push(`meridian_requests_total{route="${label(route)}",outcome="${label(outcome)}",status="${status}"} ${count}`);
+    }
+    lines.push("# HELP meridian_tenant_requests_total Client requests per tenant by outcome (served, or the refusal's reason).", "# TYPE meridian_tenant_requests_total counter");
+    for (const [key, count] of [...this.tenantRequests.entries()].sort()) {
+      const [tenant = "", outcome = ""] = key.split("\u0000");
+      lines.push(`meridian_tenant_requests_total{tenant="${label(tenant)}",outcome="${label(outcome)}"} ${count}`);
+    }
+    lines.push("# HELP meridian_tenant_tokens_total Tokens per tenant as nodes reported them in usage, by type.", "# TYPE meridian_tenant_tokens_total counter");
+    for (const [key, count] of [...this.tenantTokens.entries()].sort()) {
+      const [tenant = "", type = ""] = key.split("\u0000");
+      lines.push(`meridian_tenant_tokens_total{tenant="${label(tenant)}",type="${type}"} ${count}`);
     }
     lines.push(...this.examined.render("meridian_routing_examined_nodes", "Nodes examined per routing decision, in this isolate only."));
     lines.push("# HELP meridian_nodes Connected nodes by state and region.", "# TYPE meridian_nodes gauge");

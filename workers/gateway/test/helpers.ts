@@ -4,6 +4,11 @@ import { SELF, env } from "cloudflare:test";
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 export const BASE = "https://gateway.test";
 
+/** The tenant every test file starts with (tenant-setup.ts) and its key, as clients send it. */
+export const TEST_TENANT_ID = "test-tenant";
+export const TEST_TENANT_KEY = "mk_test000000000000000000000000000000000000";
+export const CLIENT_KEY = { authorization: `Bearer ${TEST_TENANT_KEY}` };
+
 export async function enroll(body: Record<string, unknown>): Promise<string> {
   const res = await SELF.fetch(`${BASE}/admin/nodes`, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
   if (res.status !== 201) throw new Error(`enroll ${res.status}: ${await res.text()}`);
@@ -113,7 +118,7 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 20_000)
   }
 }
 
-export const TOKYO_HEADERS = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
+export const TOKYO_HEADERS = { ...CLIENT_KEY, "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
 
 /** GET /route with these headers; the parsed body. */
 export async function routeBody(headers: Record<string, string>): Promise<Record<string, unknown>> {

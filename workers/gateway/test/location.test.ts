@@ -1,7 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { BASE, TOKYO_HEADERS, eventually, joinNode, routeBody } from "./helpers";
+import { BASE, CLIENT_KEY, TOKYO_HEADERS, eventually, joinNode, routeBody } from "./helpers";
 
 /**
  * The production location path: request.cf only (no dev headers count), and it fails closed.
@@ -11,7 +11,7 @@ const production = { ...env, DEV_TRUST_CLIENT_GEO: undefined };
 
 async function routeWithCf(cf: Record<string, string>, headers: Record<string, string> = {}) {
   const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${BASE}/route`, { headers, cf }), production, ctx);
+  const res = await worker.fetch(new Request(`${BASE}/route`, { headers: { ...CLIENT_KEY, ...headers }, cf }), production, ctx);
   await waitOnExecutionContext(ctx);
   return { status: res.status, body: (await res.json()) as { error?: { code: string; rule?: string }; node: { id: string } | null; client: Record<string, unknown> } };
 }
@@ -61,7 +61,7 @@ describe("client location from request.cf fails closed", () => {
     }
     // No cf at all (a request that did not come through Cloudflare) is an unknown country too.
     const ctx = createExecutionContext();
-    const res = await worker.fetch(new Request(`${BASE}/route`, { headers: { "x-meridian-gpu": "h100" } }), production, ctx);
+    const res = await worker.fetch(new Request(`${BASE}/route`, { headers: { ...CLIENT_KEY, "x-meridian-gpu": "h100" } }), production, ctx);
     await waitOnExecutionContext(ctx);
     expect(res.status).toBe(451);
   });

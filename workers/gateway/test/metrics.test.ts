@@ -1,6 +1,6 @@
 import { SELF, env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { BASE, TOKYO_HEADERS, eventually, joinNode } from "./helpers";
+import { BASE, CLIENT_KEY, TOKYO_HEADERS, eventually, joinNode } from "./helpers";
 
 const VIEWER = { authorization: `Bearer ${env.VIEWER_TOKEN}` };
 const scrape = async () => (await SELF.fetch(`${BASE}/metrics`, { headers: VIEWER })).text();
@@ -17,7 +17,7 @@ describe("GET /metrics", () => {
     vi.spyOn(globalThis, "fetch").mockImplementation(async () => new Response("ok"));
     await SELF.fetch(`${BASE}/v1/whoami`, { headers: { ...TOKYO_HEADERS, "x-meridian-kind": "hotspot" } });
     await SELF.fetch(`${BASE}/v1/whoami`, { headers: { ...TOKYO_HEADERS, "x-meridian-kind": "toaster" } });
-    await SELF.fetch(`${BASE}/v1/whoami`, { headers: { "x-client-lat": "35.69", "x-client-lon": "51.39", "x-client-country": "IR" } });
+    await SELF.fetch(`${BASE}/v1/whoami`, { headers: { ...CLIENT_KEY, "x-client-lat": "35.69", "x-client-lon": "51.39", "x-client-country": "IR" } });
     vi.restoreAllMocks();
     await runDurableObjectAlarm(env.REGION_HUB.getByName("bom"));
     const text = await scrape();

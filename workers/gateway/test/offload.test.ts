@@ -2,9 +2,9 @@ import { getRegion } from "@meridian/regions";
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { UsageBatch, UsageDelta } from "../src/offload-ledger";
-import { ADMIN, BASE, eventually, fleet, joinNode, type TestNode } from "./helpers";
+import { ADMIN, BASE, CLIENT_KEY, eventually, fleet, joinNode, type TestNode } from "./helpers";
 
-const LONDON = { "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB" };
+const LONDON = { ...CLIENT_KEY, "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB" };
 const HOUR_MS = 3600_000;
 
 const partner = (id: string, offload: Record<string, unknown> = {}, regions = ["lhr", "man"]) => ({
@@ -61,7 +61,7 @@ async function partnerIn(region: string, id: string, offload: Record<string, unk
   keepAlive(backbone, hotspot);
   beat(hotspot, 1, { tier: 3, users: 12 });
   beat(backbone, 1, { congestion: 0.1 });
-  const headers = { "x-client-lat": String(place.lat), "x-client-lon": String(place.lon), "x-client-country": place.country, "x-meridian-kind": "hotspot", "x-meridian-carrier": id };
+  const headers = { ...CLIENT_KEY, "x-client-lat": String(place.lat), "x-client-lon": String(place.lon), "x-client-country": place.country, "x-meridian-kind": "hotspot", "x-meridian-carrier": id };
   await eventually(async () => {
     const res = await SELF.fetch(`${BASE}/route`, { headers });
     const body = (await res.json()) as { offload?: { dial: { congestion: number } | null; hotspots: { qualifying: number } } };

@@ -1,8 +1,8 @@
 import { SELF, env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BASE, eventually, joinNode } from "./helpers";
+import { BASE, CLIENT_KEY, eventually, joinNode } from "./helpers";
 
-const SAO_PAULO = { "x-client-lat": "-23.55", "x-client-lon": "-46.63", "x-client-country": "BR", "x-meridian-kind": "hotspot" };
+const SAO_PAULO = { ...CLIENT_KEY, "x-client-lat": "-23.55", "x-client-lon": "-46.63", "x-client-country": "BR", "x-meridian-kind": "hotspot" };
 
 describe("headers timeout", () => {
   afterEach(() => vi.restoreAllMocks());
@@ -11,7 +11,7 @@ describe("headers timeout", () => {
     // Equal scores rank by id, so scl-a-frozen is the primary.
     await joinNode("scl-a-frozen", "scl", { kind: "hotspot" });
     await joinNode("scl-b-alive", "scl", { kind: "hotspot" });
-    const SANTIAGO = { "x-client-lat": "-33.45", "x-client-lon": "-70.67", "x-client-country": "CL", "x-meridian-kind": "hotspot" };
+    const SANTIAGO = { ...CLIENT_KEY, "x-client-lat": "-33.45", "x-client-lon": "-70.67", "x-client-country": "CL", "x-meridian-kind": "hotspot" };
     await eventually(async () => {
       const body = (await (await SELF.fetch(`${BASE}/route`, { headers: SANTIAGO })).json()) as { node: { id: string } | null; fallbacks: { id: string }[] };
       expect(body.node?.id).toBe("scl-a-frozen");

@@ -3,7 +3,7 @@ import { SELF, env, evictDurableObject } from "cloudflare:test";
 import type { PolicyDocument } from "@meridian/protocol";
 import { describe, expect, it } from "vitest";
 import { FleetCache } from "../src/fleet-cache";
-import { ADMIN, BASE, eventually, joinNode } from "./helpers";
+import { ADMIN, BASE, CLIENT_KEY, eventually, joinNode } from "./helpers";
 
 const EDITOR = { authorization: `Bearer ${env.EDITOR_TOKEN}` };
 const VIEWER = { authorization: `Bearer ${env.VIEWER_TOKEN}` };
@@ -111,7 +111,7 @@ describe("policy admin API", () => {
 });
 
 describe("policy enforcement", () => {
-  const route = (headers: Record<string, string>) => SELF.fetch(`${BASE}/route`, { headers });
+  const route = (headers: Record<string, string>) => SELF.fetch(`${BASE}/route`, { headers: { ...CLIENT_KEY, ...headers } });
   const at = (lat: number, lon: number, country: string, subdivision?: string) => ({
     "x-client-lat": String(lat),
     "x-client-lon": String(lon),

@@ -1,7 +1,7 @@
 import { SELF, createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { BASE, TOKYO_HEADERS, eventually, joinNode } from "./helpers";
+import { BASE, CLIENT_KEY, TOKYO_HEADERS, eventually, joinNode } from "./helpers";
 
 interface RouteBody {
   node: { id: string; region: string; kind: string } | null;
@@ -53,7 +53,7 @@ describe("routing through the gateway", () => {
       expect(status).toBe(400);
       expect((body as unknown as { error: { code: string } }).error.code).toBe("invalid_requirements");
     }
-    const geo = await routeFor({ "x-client-lat": "91", "x-client-lon": "0" });
+    const geo = await routeFor({ ...CLIENT_KEY, "x-client-lat": "91", "x-client-lon": "0" });
     expect(geo.status).toBe(400);
   });
 

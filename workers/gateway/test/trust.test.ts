@@ -2,7 +2,7 @@ import { importRequestKey, verifyRequestSignature } from "@meridian/protocol";
 import { SELF, env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { requestKeyFor } from "../src/request-keys";
-import { BASE, TOKYO_HEADERS, eventually, joinNode, routeBody } from "./helpers";
+import { BASE, CLIENT_KEY, TOKYO_HEADERS, eventually, joinNode, routeBody } from "./helpers";
 
 /** What a node receives: nothing of the client's but the request, and the gateway's signature. */
 describe("the trust boundary between clients and nodes", () => {
@@ -30,7 +30,8 @@ describe("the trust boundary between clients and nodes", () => {
   const clientHeaders = {
     ...TOKYO_HEADERS,
     "x-meridian-kind": "gpu",
-    authorization: "Bearer sk-client-secret-key",
+    // The tenant key: consumed by the gateway, never forwarded.
+    authorization: CLIENT_KEY.authorization,
     cookie: "session=abc",
     "proxy-authorization": "Basic eHh4",
     "x-forwarded-for": "203.0.113.9",

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { limit, validJson, type AdminApp } from "../admin-common";
 import { assertSameOriginWrite, requireRole, roleOf } from "../auth";
 import { HttpError } from "../errors";
+import { EXPLAIN_TENANT_HEADER, INTERNAL_EXPLAIN_HEADER, internalExplainToken } from "../tenants";
 import { landPath } from "./land";
 import { SESSION_COOKIE, SESSION_TTL_MS, cookieIsSecure, cookieValue, newCsrfToken, sessionCookie, signSession, tokenPrint, verifySession } from "./session";
 
@@ -32,6 +33,8 @@ export const ExplainQuerySchema = z.strictObject({
   gpu: z.string().max(16).optional(),
   minVram: z.string().max(8).optional(),
   residency: z.string().max(32).optional(),
+  /** Explain as this tenant (its headquarters and residency). */
+  tenant: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).optional(),
 });
 
 function adminToken(env: Env): string {
@@ -117,6 +120,9 @@ export function consoleRoutes(gateway: Gateway) {
       ...(country ? { country } : {}),
       ...(country && subdivision?.startsWith(`${country}-`) ? { regionCode: subdivision.slice(country.length + 1) } : {}),
     };
+    // Explain-only, from inside the Worker: no tenant key, optionally as a named tenant.
+    headers.set(INTERNAL_EXPLAIN_HEADER, internalExplainToken());
+    if (q.tenant) headers.set(EXPLAIN_TENANT_HEADER, q.tenant);
     const request = new Request(new URL("/route", c.req.url), { headers, cf });
     return gateway.fetch(request, c.env, c.executionCtx);
   });

@@ -1,7 +1,7 @@
 import { DEFAULT_HOTSPOT_MBPS } from "@meridian/protocol";
 import { regionIndex } from "@meridian/regions";
 import { explainExclusions, hotspotCensus, type Candidate } from "@meridian/routing";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { credentialKeys } from "../credentials";
 import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
@@ -9,6 +9,7 @@ import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_TTFT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
 import { REQUEST_ID_HEADER } from "../request-id";
+import { acquireSlot, authenticateTenant, meteredBody, TenantUsageRecorder } from "../tenants";
 import { countedBody, usageEntry } from "../usage";
 
 type ClientApp = { Bindings: Env; Variables: DecisionVariables };
@@ -30,10 +31,15 @@ const countOutcome = (routeName: string) =>
       blobs: [outcome, decision?.client.country ?? "", c.res.headers.get("x-meridian-region") ?? "", c.res.headers.get("x-meridian-node") ?? ""],
       doubles: [status, decision?.candidates.length ?? 0],
     });
+    const tenant = c.var.tenant;
+    if (tenant) isolate.metrics.countTenantRequest(tenant.id, c.res.headers.get("x-meridian-route") !== null ? "served" : status === 200 ? "answered" : (TENANT_REFUSALS[status] ?? "error"));
   });
+const TENANT_REFUSALS: Record<number, string> = { 429: "rate_limited", 451: "blocked_by_policy", 503: "unavailable", 400: "bad_request", 502: "upstream_failed" };
+/** Per-isolate writer of the tenants' usage ledgers. */
+const tenantUsage = new TenantUsageRecorder();
 const OUTCOME_BY_STATUS: Record<number, string> = { 400: "bad_request", 451: "blocked_by_policy", 502: "upstream_failed", 503: "unavailable" };
 
-clientRoutes.get("/route", countOutcome("/route"), decide, (c) => {
+clientRoutes.get("/route", countOutcome("/route"), authenticateTenant, decide, (c) => {
   const decision = c.var.decision;
   const body = explain(decision);
   if (decision.candidates.length === 0) {
@@ -53,19 +59,59 @@ const loopGuard = createMiddleware<ClientApp>(async (c, next) => {
   await next();
 });
 
-clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
+clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, authenticateTenant, decide, async (c) => {
   const decision = c.var.decision;
-  if (decision.candidates.length === 0) throw refusal(decision);
-  const keys = await credentialKeys(c.env);
-  const outcome = await proxyToCandidates(c.req.raw, decision.client.path, decision.candidates, observeAttempt(decision), {
-    requestId: c.var.requestId,
+  const tenant = decision.tenant;
+  if (tenant === null) throw new HttpError(401, "missing_api_key", "send your tenant key as Authorization: Bearer <key>");
+  // The tenant's limits hold across isolates: a slot from its limiter, released when the body ends.
+  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  const slot = await acquireSlot(c.env, tenant, waitUntil);
+  let outcome: ProxyOutcome;
+  try {
+    if (decision.candidates.length === 0) throw refusal(decision);
+    outcome = await proxyProtected(c.req.raw, decision, c.var.requestId, c.env);
+  } catch (err) {
+    slot.release();
+    if (err instanceof HttpError) for (const [name, value] of Object.entries(slot.headers)) c.header(name, value);
+    throw err;
+  }
+  // Usage as the client receives it: bytes handed over and tokens reported in them.
+  const startedAt = Date.now();
+  const metered = meteredBody(outcome.response.body, outcome.response.headers.get("content-type"), c.req.raw.signal);
+  waitUntil(slot.holdUntil(metered.ended));
+  waitUntil(
+    metered.ended.then((end) => {
+      isolate.metrics.countTenantTokens(tenant.id, end.tokens?.promptTokens ?? 0, end.tokens?.completionTokens ?? 0);
+      return tenantUsage.record(c.env, tenant.id, tenant.keyId, startedAt, end);
+    }),
+  );
+  const response = await servedToTenant({ ...outcome, response: new Response(metered.body, outcome.response) }, decision, c, slot.headers);
+  return response;
+});
+
+/** The proxy call: signed for the chosen node, failover as the request allows. */
+async function proxyProtected(request: Request, decision: Decision, requestId: string, env: Env): Promise<ProxyOutcome> {
+  const keys = await credentialKeys(env);
+  return proxyToCandidates(request, decision.client.path, decision.candidates, observeAttempt(decision), {
+    requestId,
     loopMark: await isolate.signer.mark(keys),
     sign: (node, method, path) => isolate.signer.headers(keys, node, method, path, Date.now()),
-    ...(c.env.FORWARD_CLIENT_COUNTRY === "true" ? { clientCountry: decision.client.country } : {}),
-    headersTimeoutMs: headersTimeout(c.env),
+    ...(env.FORWARD_CLIENT_COUNTRY === "true" ? { clientCountry: decision.client.country } : {}),
+    headersTimeoutMs: headersTimeout(env),
     body: decision.client.body,
-    ...(decision.client.stream ? { firstByteMs: ttftDeadline(c.env) } : {}),
+    ...(decision.client.stream ? { firstByteMs: ttftDeadline(env) } : {}),
   });
+}
+
+/** The served response with the tenant's rate-limit headers. */
+async function servedToTenant(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>): Promise<Response> {
+  const response = await servedResponse(outcome, decision, c);
+  for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
+  return response;
+}
+
+/** Plain or carrier traffic: the routing headers, and for carrier traffic the offload ledger. */
+async function servedResponse(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>): Promise<Response> {
   const { carrier } = decision;
   if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
   // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
@@ -94,7 +140,7 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, decide, async (c) => {
     ),
   );
   return response;
-});
+}
 
 /** The node's response with the headers that say who served it and how it was routed. */
 function served(outcome: ProxyOutcome, decision: Decision, routeName: string, requestId: string): Response {
@@ -152,7 +198,7 @@ function describe(c: Candidate) {
 
 /** `/route`'s body: the client as read, the chosen node and fallbacks, and why every other node is out. */
 function explain(decision: Decision) {
-  const { client, index, policy, carrier } = decision;
+  const { client, index, policy, carrier, tenant } = decision;
   const filter = exclusionFilter(decision.judge);
   const [primary, ...fallbacks] = decision.candidates;
   return {
@@ -164,6 +210,9 @@ function explain(decision: Decision) {
       source: client.source,
       ...(client.residency ? { residency: client.residency } : {}),
     },
+    ...(tenant === null
+      ? {}
+      : { tenant: { id: tenant.id, name: tenant.name, hqCountry: tenant.hqCountry, ...(tenant.parentHqCountry ? { parentHqCountry: tenant.parentHqCountry } : {}), ...(tenant.residency ? { residency: tenant.residency } : {}) } }),
     requirements: client.requirements,
     steer: client.steer,
     ...(client.affinityKey !== undefined ? { affinity: true } : {}),
