@@ -17,6 +17,12 @@ import {
   RegionIdSchema,
   RequirementsSchema,
   RollbackRequestSchema,
+  TenantCreateSchema,
+  TenantIdSchema,
+  TenantKeyCreateSchema,
+  TenantPatchSchema,
+  TenantSchema,
+  TenantUsageQuerySchema,
   UsageQuerySchema,
 } from "@meridian/protocol";
 import { z, type ZodType } from "zod";
@@ -126,6 +132,20 @@ export const OPERATIONS: readonly Operation[] = [
   { method: "GET", path: "/admin/nodes", tag: "Nodes", summary: "Every enrolled node with its status", auth: "viewer", ok: json("{ count, nodes }") },
   { method: "POST", path: "/admin/nodes/{id}/revoke", tag: "Nodes", summary: "Revoke a node's credential and close its socket", auth: "admin", params: { id: NodeIdSchema }, headers: ["reason"], ok: json("{ id, revoked, socketClosed, region }"), errors: { 400: ["invalid_node_id"], 404: ["node_not_found"] } },
   { method: "GET", path: "/admin/nodes/audit", tag: "Nodes", summary: "Enrollments, moves, revocations and join-token changes", auth: "viewer", ok: json("{ entries }") },
+  // ---- tenants -------------------------------------------------------------------------
+  { method: "POST", path: "/admin/tenants", tag: "Tenants", summary: "Create a tenant", auth: "admin", headers: ["reason"], body: TenantCreateSchema, ok: json("the tenant", TenantSchema, 201), errors: { 409: ["tenant_exists"] } },
+  { method: "GET", path: "/admin/tenants", tag: "Tenants", summary: "Every tenant", auth: "viewer", ok: json("{ tenants }") },
+  { method: "GET", path: "/admin/tenants/audit", tag: "Tenants", summary: "Every tenant change: who, when, why", auth: "viewer", ok: json("{ entries }") },
+  { method: "GET", path: "/admin/tenants/{id}", tag: "Tenants", summary: "One tenant", auth: "viewer", params: { id: TenantIdSchema }, ok: json("the tenant", TenantSchema), errors: { 404: ["tenant_not_found"] } },
+  { method: "PATCH", path: "/admin/tenants/{id}", tag: "Tenants", summary: "Change a tenant (limits, HQ, residency)", auth: "admin", headers: ["reason"], params: { id: TenantIdSchema }, body: TenantPatchSchema, ok: json("the tenant", TenantSchema), errors: { 404: ["tenant_not_found"] } },
+  { method: "DELETE", path: "/admin/tenants/{id}", tag: "Tenants", summary: "Delete a tenant (its keys stop working)", auth: "admin", headers: ["reason"], params: { id: TenantIdSchema }, ok: json("{ id, deleted }"), errors: { 404: ["tenant_not_found"] } },
+  { method: "GET", path: "/admin/tenants/{id}/audit", tag: "Tenants", summary: "One tenant's changes", auth: "viewer", params: { id: TenantIdSchema }, ok: json("{ entries }") },
+  { method: "POST", path: "/admin/tenants/{id}/keys", tag: "Tenants", summary: "Create an API key (the secret is shown once)", auth: "admin", headers: ["reason"], params: { id: TenantIdSchema }, body: TenantKeyCreateSchema, ok: json("{ id, key, prefix, ... }", undefined, 201), errors: { 404: ["tenant_not_found"] } },
+  { method: "GET", path: "/admin/tenants/{id}/keys", tag: "Tenants", summary: "Key ids, prefixes, created and last used", auth: "viewer", params: { id: TenantIdSchema }, ok: json("{ keys }") },
+  { method: "DELETE", path: "/admin/tenants/{id}/keys/{keyId}", tag: "Tenants", summary: "Revoke a key (everywhere within 1 s)", auth: "admin", headers: ["reason"], params: { id: TenantIdSchema, keyId: z.string() }, ok: json("{ id, revoked }"), errors: { 404: ["key_not_found"] } },
+  { method: "GET", path: "/admin/tenants/{id}/usage", tag: "Tenants", summary: "Exact usage: requests, bytes, tokens (json or csv)", auth: "viewer", params: { id: TenantIdSchema }, query: TenantUsageQuerySchema, ok: { status: 200, description: "usage rows and totals", media: ["application/json", "text/csv"] } },
+  { method: "POST", path: "/admin/tenants/{id}/ledger/crash", tag: "Tenants", summary: "Local chaos hook: restart the tenant's usage ledger (DEV_CHAOS_HOOKS only)", auth: "admin", params: { id: TenantIdSchema }, ok: json("{ crashed }"), errors: { 404: ["not_found"] } },
+
   { method: "POST", path: "/admin/join-tokens", tag: "Nodes", summary: "Create a join token (shown once)", auth: "admin", body: JoinTokenRequestSchema, ok: json("{ token, id, scope, usesLeft, expiresAt, ... }", undefined, 201) },
   { method: "GET", path: "/admin/join-tokens", tag: "Nodes", summary: "Live join tokens (never the token itself)", auth: "viewer", ok: json("{ tokens }") },
   { method: "DELETE", path: "/admin/join-tokens/{id}", tag: "Nodes", summary: "Revoke a join token", auth: "admin", params: { id: z.string() }, ok: json("{ id, revoked }"), errors: { 404: ["join_token_not_found"] } },
