@@ -144,7 +144,10 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.record({
 /** A valid document with a few targeted changes: the shape that reaches deep into validators. */
 function mutate(base: unknown, mutations: readonly Mutation[]): unknown {
   let doc: unknown = structuredClone(base);
-  for (const m of mutations) {
+  for (const mutation of mutations) {
+    // A fresh copy each time: fast-check hands out the same constant objects again, and one
+    // added into itself would make a cycle.
+    const m = { ...mutation, value: structuredClone(mutation.value) };
     const paths = pathsOf(doc);
     const path = paths[m.pick % paths.length] ?? [];
     if (path.length === 0) {
