@@ -130,13 +130,14 @@ function pathsOf(value: unknown, prefix: Path = []): Path[] {
 
 interface Mutation {
   pick: number;
-  op: "set" | "delete" | "add";
+  /** set: replace the value; delete it; add a key (or an element); insert: put `value` inside a string. */
+  op: "set" | "delete" | "add" | "insert";
   key: string;
   value: unknown;
 }
 const mutationArb: fc.Arbitrary<Mutation> = fc.record({
   pick: fc.nat(),
-  op: fc.constantFrom("set", "set", "delete", "add"),
+  op: fc.constantFrom("set", "set", "delete", "add", "insert", "insert"),
   key: fc.oneof(oddString, fc.constantFrom("id", "type", "__proto__", "constructor", "extra")),
   value: oddValue,
 });
@@ -158,7 +159,14 @@ function mutate(base: unknown, mutations: readonly Mutation[]): unknown {
     const parent = path.slice(0, -1).reduce<unknown>((node, k) => (Array.isArray(node) ? node[Number(k)] : isObject(node) ? node[String(k)] : undefined), doc);
     const last = path[path.length - 1] ?? "";
     const target = Array.isArray(parent) ? parent[Number(last)] : isObject(parent) ? parent[String(last)] : undefined;
-    if (m.op === "add") {
+    if (m.op === "insert") {
+      // A valid string with something odd inside it: what slips past checks of the whole value.
+      if (typeof target !== "string" || typeof m.value !== "string") continue;
+      const at = m.pick % (target.length + 1);
+      const changed = target.slice(0, at) + m.value + target.slice(at);
+      if (Array.isArray(parent)) parent[Number(last)] = changed;
+      else if (isObject(parent)) parent[String(last)] = changed;
+    } else if (m.op === "add") {
       if (Array.isArray(target)) target.push(m.value);
       else if (isObject(target)) Object.defineProperty(target, m.key, { value: m.value, enumerable: true, configurable: true, writable: true });
     } else if (Array.isArray(parent)) {
@@ -198,7 +206,7 @@ const CARRIER = {
   regions: ["hel"],
   offload: { maxHotspotKm: 50, minTier: 2, congestionThreshold: 0.7, hysteresis: 0.1, dial: { base: 10, max: 60 } },
 };
-const ENROLLMENT = { id: "fz-enrolled", kind: "gpu", region: REGION, gpu: H100, capacity: 8, endpoint: "http://fz-enrolled.test", ttlDays: 30 };
+const ENROLLMENT = { id: "fz-enrolled", kind: "gpu", region: REGION, gpu: H100, capacity: 8, endpoint: "http://fz-enrolled.test/v1", ttlDays: 30 };
 const JOIN_TOKEN = { scope: { regions: [REGION], kinds: ["gpu"], gpuClasses: ["h100"], maxCapacity: 8, maxGpus: 8 }, uses: 1, ttlSeconds: 3600, note: "fuzz" };
 
 let good: TestNode;
@@ -264,7 +272,7 @@ afterAll(() => {
 
 /** Frames as a node might send them; "__SELF__" becomes the sending node's id. */
 const SELF_ID = "__SELF__";
-const validHello = { type: "hello", protocol: PROTOCOL_VERSION, node: SELF_ID, kind: "gpu", gpu: H100, capacity: 8, endpoint: "http://fz.test", heartbeatMs: 1000, agent: "fuzz/1" };
+const validHello = { type: "hello", protocol: PROTOCOL_VERSION, node: SELF_ID, kind: "gpu", gpu: H100, capacity: 8, endpoint: "http://fz.test/n/x", heartbeatMs: 1000, agent: "fuzz/1" };
 const validHeartbeat = { type: "heartbeat", seq: 1, load: 0.5, inFlight: 1, free: 3 };
 const validDrain = { type: "drain", reason: "maintenance" };
 const frameArb: fc.Arbitrary<string> = fc.oneof(
