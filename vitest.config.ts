@@ -18,8 +18,16 @@ export default defineConfig({
             miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", EDITOR_TOKEN: "test-editor-token-0123456789", VIEWER_TOKEN: "test-viewer-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true", DEV_NODE_ENDPOINTS: "loopback,.test", UPSTREAM_HEADERS_TIMEOUT_MS: "300" } },
           }),
         ],
-        // tenant-setup.ts gives each test file a tenant whose key the shared client headers carry.
-        test: { name: "gateway", include: ["workers/gateway/test/**/*.test.ts"], setupFiles: ["workers/gateway/test/tenant-setup.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
+        // tenant-setup.ts gives each test file a tenant whose key the shared client headers carry;
+        // FUZZ_CASES sizes the fuzz properties (10k in CI, `npm run fuzz` runs a million).
+        test: {
+          name: "gateway",
+          include: ["workers/gateway/test/**/*.test.ts"],
+          setupFiles: ["workers/gateway/test/tenant-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          provide: { fuzzCases: Number(process.env.FUZZ_CASES ?? 10_000) },
+        },
       },
       {
         // Real processes and sockets on 127.0.0.1: wrangler dev, ws agents, HTTP clients.

@@ -1,3 +1,5 @@
+import { UNSAFE_TEXT_MESSAGE, isSafeText } from "./text";
+
 /**
  * Which node endpoints the gateway will send client traffic to. A node's endpoint is
  * chosen by a stranger, so it is checked at enrollment and at every hello:
@@ -17,6 +19,9 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** Why this endpoint is refused, or null when it is acceptable. Pure and total. */
 export function endpointProblem(raw: string, rules: EndpointRules): string | null {
+  // The URL parser drops tabs and newlines and percent-encodes other controls, but the raw
+  // string is what gets stored and shown (fleet, console, logs): it must be clean itself.
+  if (!isSafeText(raw)) return UNSAFE_TEXT_MESSAGE;
   let url: URL;
   try {
     url = new URL(raw);
