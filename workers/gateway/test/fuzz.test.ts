@@ -613,9 +613,9 @@ const pathArb = fc.oneof(
 const methodArb = fc.constantFrom("GET", "GET", "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH");
 
 /** What a client request reads to, by the pure parsers, or the HttpError it is refused with. */
-function readOrRefuse(request: Request, asEnv: Env): ReturnType<typeof readClientRequest> | HttpError {
+async function readOrRefuse(request: Request, asEnv: Env): Promise<Awaited<ReturnType<typeof readClientRequest>> | HttpError> {
   try {
-    return readClientRequest(request, asEnv);
+    return await readClientRequest(request, asEnv);
   } catch (err) {
     if (err instanceof HttpError) return err;
     throw err;
@@ -672,15 +672,15 @@ describe("fuzz: client headers on /route and /v1/*", () => {
 
   it(
     "reads any headers and request.cf to a valid client request or a 400, and ignores x-client-* in production (pure)",
-    () => {
+    async () => {
       // ASCII header values only here (non-ASCII ones go over HTTP above); request.cf takes anything.
       const production: Env = { ...env, DEV_TRUST_CLIENT_GEO: "false" };
       const cfField = fc.oneof(oddString, oddNumber, fc.constantFrom("FI", "RU", "T1", "XX", "43", "UA-43", "60.17", "24.94", "44.6", "33.5", undefined));
       const cfArb = fc.option(fc.record({ country: cfField, regionCode: cfField, latitude: cfField, longitude: cfField }, { requiredKeys: [] }), { nil: undefined });
-      fc.assert(
-        fc.property(asciiRequestHeadersArb, cfArb, fc.boolean(), (pairs, cf, dev) => {
+      await fc.assert(
+        fc.asyncProperty(asciiRequestHeadersArb, cfArb, fc.boolean(), async (pairs, cf, dev) => {
           const request = new Request(`${BASE}/v1/x`, { headers: new Headers(pairs), ...(cf === undefined ? {} : { cf }) });
-          const read = readOrRefuse(request, dev ? env : production);
+          const read = await readOrRefuse(request, dev ? env : production);
           if (read instanceof HttpError) {
             expect(read.status).toBe(400);
             return count("client headers (pure)", `${dev ? "dev" : "production"}: 400 ${read.code}`);

@@ -133,6 +133,9 @@ describe("headquarters and residency in the policy", () => {
     await joinNode("fra-res-hotspot", "fra", { kind: "hotspot", gpu: undefined });
     await joinNode("lhr-res-hotspot", "lhr", { kind: "hotspot", gpu: undefined });
     await eventually(async () => expect((await routeBody({ ...CLIENT_KEY, ...SINGAPORE, "x-meridian-gpu": "h100" })).node).toMatchObject({ id: "sin-hq-h100" }));
+    // Every node joined here is in this isolate's snapshot before a test asks for it.
+    const london = { "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB", "x-meridian-kind": "hotspot" };
+    await eventually(async () => expect((await routeBody({ ...CLIENT_KEY, ...london })).node).toMatchObject({ id: "lhr-res-hotspot" }));
   });
 
   it("refuses an H100 to a Singapore client of a CN-headquartered tenant (451 naming the rule and policy version) and serves a Singapore-headquartered one", async () => {
