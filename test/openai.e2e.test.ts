@@ -11,6 +11,7 @@ import type { GpuHardware } from "@meridian/protocol";
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 
 const CITIES = {
   Lagos: { "x-client-lat": "6.5244", "x-client-lon": "3.3792", "x-client-country": "NG" },
@@ -35,7 +36,9 @@ let sim: SimulatorHandle;
 let stateDir: string;
 let adminToken: string;
 
-const clientFrom = (headers: Record<string, string>) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "sk-meridian-e2e", defaultHeaders: headers });
+/** This file's tenant key (made in beforeAll): what an OpenAI client sends as apiKey. */
+let apiKey = "";
+const clientFrom = (headers: Record<string, string>) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, defaultHeaders: headers });
 
 /** The models each node advertises, as the gateway's own fleet view has them. */
 async function fleetModels(): Promise<Map<string, string[]>> {
@@ -49,6 +52,7 @@ beforeAll(async () => {
   adminToken = secrets.ADMIN_TOKEN;
   stateDir = mkdtempSync(join(tmpdir(), "meridian-openai-"));
   gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+  apiKey = (await createTenantKey(gateway.url, adminToken, { id: "e2e-openai" })).key;
   sim = await startSimulator({ gatewayUrl: gateway.url, adminToken, nodes: 0, plan: PLAN, tokenMs: 3, heartbeatMs: 1000, logger: silentLogger, nodeLogger: () => silentLogger });
   // Until the snapshot the gateway routes by has every node with its models.
   const deadline = performance.now() + 30_000;

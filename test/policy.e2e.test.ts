@@ -62,7 +62,7 @@ describe("region policy end to end", () => {
     expect(res.status).toBe(451);
     // The nearest node is in Tehran itself, so the node embargo decides too.
     expect(await res.json()).toEqual({
-      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1, requestId: res.headers.get("x-request-id"), tenant: { id: "e2e-policy", hqCountry: "US" } },
+      error: { code: "blocked_by_policy", message: expect.stringContaining("Iran"), rule: "embargo-clients", rules: expect.arrayContaining(["embargo-clients"]), policyVersion: 1, requestId: res.headers.get("x-request-id"), tenant: { id: "e2e-policy", hqCountry: "US" }, type: "permission_error", param: null },
     });
   });
 

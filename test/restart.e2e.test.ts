@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, ensureDevVars, freePort, startGateway, type LocalGateway } from "../scripts/dev-gateway";
+import { createTenantKey } from "./support/tenants";
 
 const NODES = 12;
 const SEED = 16;
@@ -96,6 +97,9 @@ const portOf = (endpoint: string) => new URL(endpoint).port;
  * From now on, for `ms`: client requests from every place (/v1/whoami and /route) and fleet
  * polls, counting statuses, the nodes that answered and any fleet record not on `livePort`.
  */
+/** This file's tenant key, sent with every client request. */
+let clientAuth: Record<string, string> = {};
+
 async function watch(gatewayUrl: string, adminToken: string, livePort: number, ms: number): Promise<Watch> {
   const result: Watch = { requests: 0, byStatus: {}, servedBy: new Set(), foreignRecords: new Set(), fleetPolls: 0, firstServedAfterMs: null, watchedMs: 0 };
   const started = performance.now();
@@ -106,7 +110,7 @@ async function watch(gatewayUrl: string, adminToken: string, livePort: number, m
       const path = (round + i) % 3 === 0 ? "/route" : "/v1/whoami";
       let key: string;
       try {
-        const res = await fetch(`${gatewayUrl}${path}`, { headers });
+        const res = await fetch(`${gatewayUrl}${path}`, { headers: { ...clientAuth, ...headers } });
         const body = await res.text();
         key = `${path} ${res.status}`;
         if (res.status === 200 && path === "/v1/whoami") {
@@ -178,6 +182,8 @@ describe("no ghost endpoints after a restart", () => {
     "after the gateway and the simulator were killed during their drain, a new run sends nothing to the old simulator",
     async () => {
       gateway = await startGateway({ port: await freePort(), persistTo: stateDir, output: "ignore" });
+      // The tenant lives in the same state directory, so its key holds across the restarts.
+      clientAuth = (await createTenantKey(gateway.url, adminToken, { id: "e2e-restart" })).auth;
       simulator = startSimulatorProcess(gateway.url, adminToken, await freePort());
       await simulator.ready;
       const oldPort = simulator.port;
