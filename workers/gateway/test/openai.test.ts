@@ -1,10 +1,10 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { BASE, connectNode, enroll, eventually } from "./helpers";
+import { BASE, CLIENT_KEY, connectNode, enroll, eventually } from "./helpers";
 
-const LAGOS = { "x-client-lat": "6.5244", "x-client-lon": "3.3792", "x-client-country": "NG" };
-const TEHRAN = { "x-client-lat": "35.6892", "x-client-lon": "51.389", "x-client-country": "IR" };
+const LAGOS = { ...CLIENT_KEY, "x-client-lat": "6.5244", "x-client-lon": "3.3792", "x-client-country": "NG" };
+const TEHRAN = { ...CLIENT_KEY, "x-client-lat": "35.6892", "x-client-lon": "51.389", "x-client-country": "IR" };
 const H100 = { class: "h100", vramGb: 80, count: 8 } as const;
 const L4 = { class: "l4", vramGb: 24, count: 1 } as const;
 
