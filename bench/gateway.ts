@@ -18,12 +18,15 @@ import { REPO_ROOT, freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess, untilReady } from "./lib/process";
 import { printTable, summarize } from "./lib/stats";
 import { countStorageSyscalls, cpuSeconds, iowaitPercent, machineCpuTimes } from "./lib/sysstat";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, BENCH_GATEWAY_VARS, benchTenantAuth } from "./lib/workerd";
 
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
+/** The bench tenant's key header, once the gateway is up (benchTenantAuth). */
+let clientAuth: Record<string, string> = {};
 /** The request every target forwards: a one-token chat completion (the node answers at once). */
 const CHAT_PATH = "/v1/chat/completions";
-const CHAT_BODY = JSON.stringify({ model: "bench", messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
+/** The same chat for every target; no model, so each node answers with its default one. */
+const CHAT_BODY = JSON.stringify({ messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
 const JSON_TYPE = { "content-type": "application/json" };
 /** The pinned peer (package.json): Portkey's open-source gateway, as the issue measured it. */
 const PORTKEY_SERVER = join(REPO_ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js");
@@ -148,7 +151,7 @@ async function startFleetProcess(gatewayUrl: string, adminToken: string, upstrea
   const child = await startSimProcess(gatewayUrl, adminToken, ["--nodes", "140", "--seed", "1", "--prefix", "bench", "--port", String(await freePort()), "--public-url", upstreamUrl, "--token-ms", "0"]);
   // Wait until the gateway's snapshot holds the whole fleet.
   for (let i = 0; i < 100; i++) {
-    const body = (await (await fetch(`${gatewayUrl}/route`, { headers: TOKYO })).json()) as { fleetSize: number };
+    const body = (await (await fetch(`${gatewayUrl}/route`, { headers: { ...clientAuth, ...TOKYO } })).json()) as { fleetSize: number };
     if (body.fleetSize >= 140) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -196,16 +199,18 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
     const upstreamPort = await freePort();
     const upstream = await startUpstream(upstreamPort);
     cleanups.push(() => killGroup(upstream));
+    clientAuth = await benchTenantAuth(gateway.url);
     const fleet = await startFleetProcess(gateway.url, secrets.ADMIN_TOKEN, `http://127.0.0.1:${upstreamPort}`);
     cleanups.push(() => killGroup(fleet));
 
     // Cold start: the first routed request of a fresh isolate (snapshot and policy fetched).
-    const gpuClient = { ...TOKYO, "x-meridian-kind": "gpu" };
+    const gpuClient = { ...clientAuth, ...TOKYO, "x-meridian-kind": "gpu" };
     const coldAt = performance.now();
     const first = await fetch(`${gateway.url}/route`, { headers: gpuClient });
     results.cold_start_ms = Math.round((performance.now() - coldAt) * 10) / 10;
     const decision = (await first.json()) as { node: { id: string } | null; fleetSize: number };
     if (!decision.node) throw new Error(`no Tokyo GPU node in the simulated fleet (${JSON.stringify(decision).slice(0, 200)})`);
+
     // One upstream process serves every node at /n/<id>: the same upstream for every target.
     const node = { endpoint: `http://127.0.0.1:${upstreamPort}/n/${decision.node.id}` };
     const script = join(dir, "chat.lua");
@@ -237,7 +242,12 @@ export async function runGatewayBench(options: { smoke: boolean }): Promise<Reco
       cleanups.push(() => killGroup(portkey));
       pinGroup(portkey.pid, 0);
       const headers = { "x-portkey-provider": "openai", "x-portkey-custom-host": `${node.endpoint}/v1`, authorization: "Bearer bench" };
-      targets.push({ name: "peer_portkey", label: "Portkey gateway (Node)", url: `http://127.0.0.1:${portkeyPort}${CHAT_PATH}`, headers, pid: portkey.pid });
+      const url = `http://127.0.0.1:${portkeyPort}${CHAT_PATH}`;
+      // A peer that cannot serve this exact request is left out of the run, said so, not fatal.
+      const probe = await fetch(url, { method: "POST", headers: { ...headers, ...JSON_TYPE }, body: CHAT_BODY }).catch(() => null);
+      if (probe?.status === 200) targets.push({ name: "peer_portkey", label: "Portkey gateway (Node)", url, headers, pid: portkey.pid });
+      else console.log(`[bench] Portkey answered ${probe?.status ?? "nothing"} to the bench's chat: its baseline is skipped in this run`);
+      await probe?.body?.cancel();
     }
     pinGroup(gateway.process.pid, 0);
     pinGroup(bare.process.pid, 0);
@@ -358,7 +368,7 @@ async function policyPropagation(gatewayUrl: string, adminToken: string, rounds:
       if (put.status !== 200) throw new Error(`publish failed: ${put.status} ${await put.text()}`);
       const ackAt = performance.now();
       for (;;) {
-        const body = (await (await fetch(`${gatewayUrl}/route`, { headers: TOKYO })).json()) as { node: { region: string } | null };
+        const body = (await (await fetch(`${gatewayUrl}/route`, { headers: { ...clientAuth, ...TOKYO } })).json()) as { node: { region: string } | null };
         if ((body.node?.region === "nrt") !== deny) break;
         if (performance.now() - ackAt > 5000) throw new Error("policy not enforced within 5 s");
       }

@@ -20,7 +20,7 @@ import { freePort } from "../scripts/dev-gateway";
 import { printTable, summarize } from "./lib/stats";
 import { benchGpu, createUpstreamServer } from "./lib/upstream";
 import { cpuSeconds } from "./lib/sysstat";
-import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd, BENCH_GATEWAY_VARS } from "./lib/workerd";
+import { GATEWAY_DURABLE_OBJECTS, bundleGateway, startWorkerd, BENCH_GATEWAY_VARS, benchTenantAuth } from "./lib/workerd";
 
 const SECRETS = BENCH_GATEWAY_VARS;
 const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client-country": "JP" };
@@ -155,7 +155,7 @@ async function ledgerOverhead(smoke: boolean): Promise<Record<string, number>> {
     });
     const sim = await startSimulator({ gatewayUrl: gateway.url, adminToken: SECRETS.ADMIN_TOKEN, nodes: 0, plan, publicUrl: `http://127.0.0.1:${upstreamPort}`, logger: silentLogger, nodeLogger: () => silentLogger });
     stops.push(() => sim.close({ drain: false }));
-    const plainHeaders = { ...TOKYO, "x-meridian-kind": "hotspot" };
+    const plainHeaders = { ...(await benchTenantAuth(gateway.url)), ...TOKYO, "x-meridian-kind": "hotspot" };
     const carrierHeaders = { ...plainHeaders, "x-meridian-carrier": "bench-tel", "x-meridian-subscriber": "bench-subscriber" };
     for (let i = 0; i < 100; i++) {
       const res = await fetch(`${gateway.url}/v1/data?bytes=1024`, { headers: carrierHeaders });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { freePort } from "../scripts/dev-gateway";
 import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
-import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary, BENCH_GATEWAY_VARS } from "./lib/workerd";
+import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary, BENCH_GATEWAY_VARS, benchTenantAuth } from "./lib/workerd";
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -52,7 +52,8 @@ const send = (method: string, params = {}) =>
 await send("Profiler.enable");
 await send("Profiler.setSamplingInterval", { interval: 100 });
 await send("Profiler.start");
-const headers = ["-H", "x-client-lat: 35.6", "-H", "x-client-lon: 139.6", "-H", "x-client-country: JP"];
+const auth = await benchTenantAuth(`http://127.0.0.1:${port}`);
+const headers = ["-H", `authorization: ${auth.authorization}`, "-H", "x-client-lat: 35.6", "-H", "x-client-lon: 139.6", "-H", "x-client-country: JP"];
 const wrk = execFileSync("wrk", ["-t1", "-c32", "-d5s", ...headers, `http://127.0.0.1:${port}/v1/whoami`], { encoding: "utf8" });
 console.log(/Requests\/sec:\s+\S+/.exec(wrk)?.[0]);
 const { profile } = (await send("Profiler.stop")) as { profile: { nodes: ProfileNode[] } };

@@ -40,7 +40,7 @@ export interface WorkerdOptions {
 const quote = (s: string) => JSON.stringify(s);
 
 /** Every Durable Object class the gateway bundle exports (wrangler.toml binds the same). */
-export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger", "NodeRegistry"];
+export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger", "NodeRegistry", "TenantStore", "TenantLimiter", "TenantLedger"];
 /**
  * The gateway's variables in every bench: bench-only secrets, and the local-run settings
  * (client geography from headers, nodes on loopback) that `npm start` puts in .dev.vars.
@@ -103,4 +103,18 @@ const worker :Workerd.Worker = (
 /** REGION_HUB for RegionHub, POLICY_STORE for PolicyStore: the names wrangler.toml binds. */
 function bindingName(className: string): string {
   return className.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/**
+ * A tenant for the bench's client requests, with limits far above any load the bench makes,
+ * and the header its requests carry (every /v1 and /route request needs a tenant key).
+ */
+export async function benchTenantAuth(gatewayUrl: string, id = "bench"): Promise<{ authorization: string }> {
+  const headers = { authorization: `Bearer ${BENCH_GATEWAY_VARS.ADMIN_TOKEN}`, "content-type": "application/json", "x-meridian-reason": "benchmark tenant" };
+  const tenant = { id, name: id, hqCountry: "US", limits: { requestsPerMinute: 1_000_000, concurrentRequests: 10_000 } };
+  const created = await fetch(`${gatewayUrl}/admin/tenants`, { method: "POST", headers, body: JSON.stringify(tenant) });
+  if (created.status !== 201 && created.status !== 409) throw new Error(`bench tenant: ${created.status} ${await created.text()}`);
+  const res = await fetch(`${gatewayUrl}/admin/tenants/${id}/keys`, { method: "POST", headers, body: "{}" });
+  if (res.status !== 201) throw new Error(`bench tenant key: ${res.status} ${await res.text()}`);
+  return { authorization: `Bearer ${((await res.json()) as { key: string }).key}` };
 }
