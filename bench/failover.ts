@@ -68,7 +68,8 @@ function startHaproxy(dir: string, sim: SimulatorHandle): Haproxy {
   const socketPath = join(dir, "haproxy.sock");
   const backends = sim.nodes.map(
     (node, i) =>
-      `backend b_${i}\n  option httpchk GET /n/${node.plan.id}/v1/whoami\n  timeout check 1s\n` +
+      // A node answers an unsigned check with 401 (only the gateway's signed requests are served): alive.
+      `backend b_${i}\n  option httpchk GET /n/${node.plan.id}/v1/whoami\n  http-check expect rstatus ^(200|401)$\n  timeout check 1s\n` +
       `  server s 127.0.0.1:${sim.port} check inter 1s fall 2 rise 2\n`,
   );
   const config =
