@@ -55,8 +55,11 @@ export {
   coloEntryServes,
   refreshAction,
   replicaFor,
+  replicaFrameDue,
   streamFrameDue,
   type ColoEntry,
+  type ColoEntryHead,
+  type FeedPosition,
   type RefreshAction,
 } from "./fleet-feed";
 export {
