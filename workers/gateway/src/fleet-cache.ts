@@ -18,6 +18,8 @@ export type ColoCacheSource = () => Promise<Cache | null>;
  */
 export const coloCache: ColoCacheSource = async () => (typeof caches === "undefined" ? null : caches.open("meridian-fleet"));
 
+/** After the Cache API throws, isolates ask their replica directly for this long before trying it again. */
+const COLO_CACHE_RETRY_MS = 60_000;
 /** The head's key: a URL, as the Cache API wants; never fetched. */
 const HEAD_URL = `https://fleet.meridian.internal/${COLO_HEAD_KEY}`;
 /** How long the cache keeps a head at all; whether it still serves is coloEntryServes' call (storedAt). */
@@ -92,6 +94,8 @@ export class FleetCache {
   private replica: Continent = DEFAULT_REPLICA;
   /** Answers taken from the colo head and from the replica: how well the colo cache works here. */
   readonly sources = { coloHead: 0, replica: 0 };
+  /** Until then the colo cache is not tried (it threw). */
+  private cacheOffUntil = 0;
 
   constructor(private readonly cacheSource: ColoCacheSource = coloCache) {}
 
@@ -165,9 +169,9 @@ export class FleetCache {
    * answer, which then becomes the head if it is newer than the one there.
    */
   private async fetchFleet(env: Env): Promise<FleetAnswer | null> {
-    const cache = await this.cacheSource().catch((err: unknown) => (log("fleet.colo_cache", err), null));
+    const cache = Date.now() < this.cacheOffUntil ? null : await this.cacheSource().catch((err: unknown) => this.cacheFailed(err));
     if (cache !== null) {
-      const fromHead = await this.fromColoHead(cache).catch((err: unknown) => (log("fleet.colo_cache", err), undefined));
+      const fromHead = await this.fromColoHead(cache).catch((err: unknown) => (this.cacheFailed(err), undefined));
       if (fromHead !== undefined) return fromHead;
     }
     const base = this.version;
@@ -177,9 +181,20 @@ export class FleetCache {
     this.sources.replica++;
     if (cache !== null) {
       const head = { answer, base: answer.kind === "full" ? -1 : base, storedAt: Date.now() };
-      await this.storeHead(cache, head, bytes).catch((err: unknown) => log("fleet.colo_cache", err));
+      await this.storeHead(cache, head, bytes).catch((err: unknown) => this.cacheFailed(err));
     }
     return answer;
+  }
+
+  /**
+   * A Cache API that throws (bare workerd with no cache configured: "No Cache was
+   * configured") is left alone for a minute, with one log line: this isolate asks its
+   * replica directly meanwhile, which costs freshness nothing and the replica more requests.
+   */
+  private cacheFailed(err: unknown): null {
+    this.cacheOffUntil = Date.now() + COLO_CACHE_RETRY_MS;
+    log("fleet.colo_cache", err, { retryInMs: COLO_CACHE_RETRY_MS });
+    return null;
   }
 
   /**
