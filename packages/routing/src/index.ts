@@ -82,3 +82,4 @@ export {
   type LivenessStep,
   type SilenceLimits,
 } from "./liveness";
+export { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "./wake-schedule";
