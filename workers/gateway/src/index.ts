@@ -13,6 +13,7 @@ import { nodes } from "./routes/nodes";
 import { ops } from "./routes/ops";
 
 export { Directory } from "./directory";
+export { LivenessClock } from "./hub/liveness-clock";
 export { RegionHub } from "./hub/region-hub";
 export { OffloadLedger } from "./offload-ledger";
 export { CarrierStore, PolicyStore } from "./policy-store";
