@@ -85,3 +85,4 @@ export {
   type LivenessStep,
   type SilenceLimits,
 } from "./liveness";
+export { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "./wake-schedule";

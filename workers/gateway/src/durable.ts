@@ -11,6 +11,7 @@ export const carrierStore = (env: Env) => env.CARRIER_STORE.getByName("global");
 export const regionHub = (env: Env, region: string) => env.REGION_HUB.getByName(region);
 export const offloadLedger = (env: Env, partner: string) => env.OFFLOAD_LEDGER.getByName(partner);
 export const nodeRegistry = (env: Env) => env.NODE_REGISTRY.getByName("global");
+export const livenessClock = (env: Env) => env.LIVENESS_CLOCK.getByName("global");
 
 /** Where each continent's directory replica is created (a hint, taken when the object is first made). */
 const REPLICA_LOCATION: Record<Continent, DurableObjectLocationHint> = { NA: "enam", SA: "sam", EU: "weur", AF: "afr", AS: "apac", OC: "oc" };

@@ -14,6 +14,7 @@ import { ops } from "./routes/ops";
 
 export { Directory } from "./directory";
 export { DirectoryReplica } from "./directory-replica";
+export { LivenessClock } from "./hub/liveness-clock";
 export { RegionHub } from "./hub/region-hub";
 export { OffloadLedger } from "./offload-ledger";
 export { CarrierStore, PolicyStore } from "./policy-store";
