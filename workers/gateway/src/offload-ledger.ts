@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { AppliedBatches } from "./ledger/applied";
+import type { LedgerBatch } from "./ledger/writer";
 
 /** One served carrier request, as the gateway reports it once its response body has ended. */
 export interface UsageEntry {
@@ -32,10 +34,7 @@ export interface UsageDelta {
 }
 
 /** What one gateway isolate sends in one write: its id makes a retried write count once. */
-export interface UsageBatch {
-  id: string;
-  deltas: UsageDelta[];
-}
+export type UsageBatch = LedgerBatch<UsageDelta>;
 
 export interface UsageRow {
   hour: string;
@@ -58,9 +57,6 @@ export interface UsageTotals {
   flaggedRequests: number;
 }
 
-/** Applied ids are kept this long: far longer than any write is retried. */
-const APPLIED_RETENTION_MS = 24 * 3600_000;
-
 type Row = { hour: number; node: string; region: string; route: "offload" | "backbone"; requests: number; bytes: number; credited_bytes: number; aborted: number; flagged: number };
 
 /**
@@ -69,7 +65,7 @@ type Row = { hour: number; node: string; region: string; route: "offload" | "bac
  * retried after a crash or a lost answer is counted exactly once.
  */
 export class OffloadLedger extends DurableObject<Env> {
-  private writesSincePrune = 0;
+  private readonly applied: AppliedBatches;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -79,18 +75,13 @@ export class OffloadLedger extends DurableObject<Env> {
       requests INTEGER NOT NULL, bytes INTEGER NOT NULL, credited_bytes INTEGER NOT NULL,
       aborted INTEGER NOT NULL, flagged INTEGER NOT NULL,
       PRIMARY KEY (hour, node, region, route))`);
-    sql.exec("CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
+    this.applied = new AppliedBatches(ctx.storage);
   }
 
   /** Applies a batch unless its id was applied before; true when it was new. */
   record(batch: UsageBatch): { applied: boolean } {
     const sql = this.ctx.storage.sql;
-    const now = Date.now();
-    let applied = false;
-    this.ctx.storage.transactionSync(() => {
-      if (sql.exec("SELECT 1 FROM applied WHERE id = ?", batch.id).toArray().length > 0) return;
-      sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", batch.id, now);
+    const applied = this.applied.applyOnce(batch.id, () => {
       for (const d of batch.deltas) {
         const credited = d.route === "offload" ? this.creditable(d) : 0;
         sql.exec(
@@ -100,12 +91,7 @@ export class OffloadLedger extends DurableObject<Env> {
           d.hour, d.node, d.region, d.route, d.requests, d.bytes, credited, d.aborted, d.flagged,
         );
       }
-      applied = true;
     });
-    if (++this.writesSincePrune > 10_000) {
-      this.writesSincePrune = 0;
-      sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
-    }
     return { applied };
   }
 

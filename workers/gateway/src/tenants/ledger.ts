@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { AppliedBatches } from "../ledger/applied";
+import type { LedgerBatch } from "../ledger/writer";
 import { monthOf } from "./bucket";
 import { tenantLimiter } from "./durable";
 
@@ -13,11 +15,9 @@ export interface TenantUsageDelta {
   aborted: number;
 }
 
-/** One isolate's write: its id makes a retried write count once. */
-export interface TenantUsageBatch {
-  id: string;
+/** One isolate's write: its id makes a retried write count once; `tenant` names the limiter to tell. */
+export interface TenantUsageBatch extends LedgerBatch<TenantUsageDelta> {
   tenant: string;
-  deltas: TenantUsageDelta[];
 }
 
 export interface TenantUsageRow {
@@ -35,8 +35,6 @@ export type TenantUsageTotals = Omit<TenantUsageRow, "hour" | "key">;
 
 type Row = { hour: number; key: string; requests: number; bytes: number; prompt_tokens: number; completion_tokens: number; aborted: number };
 
-const APPLIED_RETENTION_MS = 24 * 3600_000;
-
 /**
  * The usage ledger of one tenant (named by its id): requests, response bytes and tokens per
  * hour x key in SQLite, written like the offload ledger: a batch is applied in one transaction
@@ -44,38 +42,33 @@ const APPLIED_RETENTION_MS = 24 * 3600_000;
  * checked against it (the tenant's limiter is told the month's totals after every batch).
  */
 export class TenantLedger extends DurableObject<Env> {
-  private writesSincePrune = 0;
+  private readonly applied: AppliedBatches;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const sql = ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS usage (hour INTEGER NOT NULL, key TEXT NOT NULL, requests INTEGER NOT NULL, bytes INTEGER NOT NULL,
       prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, aborted INTEGER NOT NULL, PRIMARY KEY (hour, key))`);
-    sql.exec("CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
+    this.applied = new AppliedBatches(ctx.storage);
   }
 
   record(batch: TenantUsageBatch): { applied: boolean } {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
-    let applied = false;
-    this.ctx.storage.transactionSync(() => {
-      if (sql.exec("SELECT 1 FROM applied WHERE id = ?", batch.id).toArray().length > 0) return;
-      sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", batch.id, now);
-      for (const d of batch.deltas) {
-        sql.exec(
-          `INSERT INTO usage (hour, key, requests, bytes, prompt_tokens, completion_tokens, aborted) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (hour, key) DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
-             prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, aborted = aborted + excluded.aborted`,
-          d.hour, d.key, d.requests, d.bytes, d.promptTokens, d.completionTokens, d.aborted,
-        );
-      }
-      applied = true;
-    });
-    if (++this.writesSincePrune > 10_000) {
-      this.writesSincePrune = 0;
-      sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
-    }
+    const applied = this.applied.applyOnce(
+      batch.id,
+      () => {
+        for (const d of batch.deltas) {
+          sql.exec(
+            `INSERT INTO usage (hour, key, requests, bytes, prompt_tokens, completion_tokens, aborted) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (hour, key) DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
+               prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, aborted = aborted + excluded.aborted`,
+            d.hour, d.key, d.requests, d.bytes, d.promptTokens, d.completionTokens, d.aborted,
+          );
+        }
+      },
+      now,
+    );
     if (applied) {
       const month = monthOf(now).start;
       const totals = this.monthTotals(month);
