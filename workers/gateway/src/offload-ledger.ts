@@ -1,5 +1,4 @@
-import { DurableObject } from "cloudflare:workers";
-import { AppliedBatches } from "./ledger/applied";
+import { addCounts, LedgerObject } from "./ledger/ledger-object";
 import type { LedgerBatch } from "./ledger/writer";
 
 /** One served carrier request, as the gateway reports it once its response body has ended. */
@@ -57,16 +56,15 @@ export interface UsageTotals {
   flaggedRequests: number;
 }
 
-type Row = { hour: number; node: string; region: string; route: "offload" | "backbone"; requests: number; bytes: number; credited_bytes: number; aborted: number; flagged: number };
+/** A row as stored, under the answer's names. */
+type StoredRow = Omit<UsageRow, "hour"> & { hour: number };
 
 /**
  * The usage ledger of one carrier partner: requests and bytes per hour x node x region x
  * route in SQLite. A batch is applied in one transaction together with its id, so a batch
  * retried after a crash or a lost answer is counted exactly once.
  */
-export class OffloadLedger extends DurableObject<Env> {
-  private readonly applied: AppliedBatches;
-
+export class OffloadLedger extends LedgerObject {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const sql = ctx.storage.sql;
@@ -75,7 +73,6 @@ export class OffloadLedger extends DurableObject<Env> {
       requests INTEGER NOT NULL, bytes INTEGER NOT NULL, credited_bytes INTEGER NOT NULL,
       aborted INTEGER NOT NULL, flagged INTEGER NOT NULL,
       PRIMARY KEY (hour, node, region, route))`);
-    this.applied = new AppliedBatches(ctx.storage);
   }
 
   /** Applies a batch unless its id was applied before; true when it was new. */
@@ -97,38 +94,16 @@ export class OffloadLedger extends DurableObject<Env> {
 
   /** Rows with hour in [fromHour, toHour), ordered for settlement, plus totals per route. */
   usage(fromMs: number, toMs: number): { rows: UsageRow[]; totals: Record<"offload" | "backbone", UsageTotals> } {
-    const rows = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, node, region, route", fromMs, toMs)
-      .toArray()
-      .map(
-        (r): UsageRow => ({
-          hour: new Date(r.hour).toISOString(),
-          node: r.node,
-          region: r.region,
-          route: r.route,
-          requests: r.requests,
-          bytes: r.bytes,
-          creditedBytes: r.credited_bytes,
-          abortedRequests: r.aborted,
-          flaggedRequests: r.flagged,
-        }),
-      );
+    const rows = this.usageRows<StoredRow>(
+      "hour, node, region, route, requests, bytes, credited_bytes AS creditedBytes, aborted AS abortedRequests, flagged AS flaggedRequests",
+      "hour, node, region, route",
+      fromMs,
+      toMs,
+    );
     const empty = (): UsageTotals => ({ requests: 0, bytes: 0, creditedBytes: 0, abortedRequests: 0, flaggedRequests: 0 });
     const totals = { offload: empty(), backbone: empty() };
-    for (const r of rows) {
-      const t = totals[r.route];
-      t.requests += r.requests;
-      t.bytes += r.bytes;
-      t.creditedBytes += r.creditedBytes;
-      t.abortedRequests += r.abortedRequests;
-      t.flaggedRequests += r.flaggedRequests;
-    }
+    for (const r of rows) addCounts(totals[r.route], r);
     return { rows, totals };
-  }
-
-  /** Test and chaos hook: drops this instance as a crash would; storage stays. */
-  crash(): void {
-    this.ctx.abort("crash requested");
   }
 
   /** How much of these bytes the hotspot may still be credited in their hour. */

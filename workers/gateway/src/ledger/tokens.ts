@@ -86,6 +86,11 @@ export class TokenTail {
 
   constructor(readonly source: TokenSource) {}
 
+  /** Bytes held now (bounded: see the class comment). */
+  get keptBytes(): number {
+    return this.kept;
+  }
+
   push(chunk: Uint8Array): void {
     if (this.source === "none" || chunk.byteLength === 0 || (this.source === "json" && this.dropped)) return;
     this.chunks.push(chunk);
