@@ -52,7 +52,7 @@ export async function meterBody(response: Response, clientGone?: AbortSignal): P
   }
   // Gone while the node's body arrived: nothing is handed over.
   if (clientGone?.aborted === true) return { body: null, ended: Promise.resolve({ bytes: 0, aborted: true, tokens: null }) };
-  // Tokens are read after the response is on its way, not before.
+  // Parsed once for every ledger, in a continuation rather than on the way to the response.
   const ended = Promise.resolve().then((): Metered => ({ bytes: whole.byteLength, aborted: false, tokens: tokensIn(source, new Uint8Array(whole), true) }));
   return { body: whole, ended };
 }
