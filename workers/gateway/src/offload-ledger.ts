@@ -1,4 +1,5 @@
-import { DurableObject } from "cloudflare:workers";
+import { addCounts, LedgerObject } from "./ledger/ledger-object";
+import type { LedgerBatch } from "./ledger/writer";
 
 /** One served carrier request, as the gateway reports it once its response body has ended. */
 export interface UsageEntry {
@@ -32,10 +33,7 @@ export interface UsageDelta {
 }
 
 /** What one gateway isolate sends in one write: its id makes a retried write count once. */
-export interface UsageBatch {
-  id: string;
-  deltas: UsageDelta[];
-}
+export type UsageBatch = LedgerBatch<UsageDelta>;
 
 export interface UsageRow {
   hour: string;
@@ -58,19 +56,15 @@ export interface UsageTotals {
   flaggedRequests: number;
 }
 
-/** Applied ids are kept this long: far longer than any write is retried. */
-const APPLIED_RETENTION_MS = 24 * 3600_000;
-
-type Row = { hour: number; node: string; region: string; route: "offload" | "backbone"; requests: number; bytes: number; credited_bytes: number; aborted: number; flagged: number };
+/** A row as stored, under the answer's names. */
+type StoredRow = Omit<UsageRow, "hour"> & { hour: number };
 
 /**
  * The usage ledger of one carrier partner: requests and bytes per hour x node x region x
  * route in SQLite. A batch is applied in one transaction together with its id, so a batch
  * retried after a crash or a lost answer is counted exactly once.
  */
-export class OffloadLedger extends DurableObject<Env> {
-  private writesSincePrune = 0;
-
+export class OffloadLedger extends LedgerObject {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const sql = ctx.storage.sql;
@@ -79,18 +73,12 @@ export class OffloadLedger extends DurableObject<Env> {
       requests INTEGER NOT NULL, bytes INTEGER NOT NULL, credited_bytes INTEGER NOT NULL,
       aborted INTEGER NOT NULL, flagged INTEGER NOT NULL,
       PRIMARY KEY (hour, node, region, route))`);
-    sql.exec("CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
   }
 
   /** Applies a batch unless its id was applied before; true when it was new. */
   record(batch: UsageBatch): { applied: boolean } {
     const sql = this.ctx.storage.sql;
-    const now = Date.now();
-    let applied = false;
-    this.ctx.storage.transactionSync(() => {
-      if (sql.exec("SELECT 1 FROM applied WHERE id = ?", batch.id).toArray().length > 0) return;
-      sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", batch.id, now);
+    const applied = this.applied.applyOnce(batch.id, () => {
       for (const d of batch.deltas) {
         const credited = d.route === "offload" ? this.creditable(d) : 0;
         sql.exec(
@@ -100,49 +88,22 @@ export class OffloadLedger extends DurableObject<Env> {
           d.hour, d.node, d.region, d.route, d.requests, d.bytes, credited, d.aborted, d.flagged,
         );
       }
-      applied = true;
     });
-    if (++this.writesSincePrune > 10_000) {
-      this.writesSincePrune = 0;
-      sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
-    }
     return { applied };
   }
 
   /** Rows with hour in [fromHour, toHour), ordered for settlement, plus totals per route. */
   usage(fromMs: number, toMs: number): { rows: UsageRow[]; totals: Record<"offload" | "backbone", UsageTotals> } {
-    const rows = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, node, region, route", fromMs, toMs)
-      .toArray()
-      .map(
-        (r): UsageRow => ({
-          hour: new Date(r.hour).toISOString(),
-          node: r.node,
-          region: r.region,
-          route: r.route,
-          requests: r.requests,
-          bytes: r.bytes,
-          creditedBytes: r.credited_bytes,
-          abortedRequests: r.aborted,
-          flaggedRequests: r.flagged,
-        }),
-      );
+    const rows = this.usageRows<StoredRow>(
+      "hour, node, region, route, requests, bytes, credited_bytes AS creditedBytes, aborted AS abortedRequests, flagged AS flaggedRequests",
+      "hour, node, region, route",
+      fromMs,
+      toMs,
+    );
     const empty = (): UsageTotals => ({ requests: 0, bytes: 0, creditedBytes: 0, abortedRequests: 0, flaggedRequests: 0 });
     const totals = { offload: empty(), backbone: empty() };
-    for (const r of rows) {
-      const t = totals[r.route];
-      t.requests += r.requests;
-      t.bytes += r.bytes;
-      t.creditedBytes += r.creditedBytes;
-      t.abortedRequests += r.abortedRequests;
-      t.flaggedRequests += r.flaggedRequests;
-    }
+    for (const r of rows) addCounts(totals[r.route], r);
     return { rows, totals };
-  }
-
-  /** Test and chaos hook: drops this instance as a crash would; storage stays. */
-  crash(): void {
-    this.ctx.abort("crash requested");
   }
 
   /** How much of these bytes the hotspot may still be credited in their hour. */

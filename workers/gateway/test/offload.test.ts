@@ -2,7 +2,7 @@ import { getRegion } from "@meridian/regions";
 import { SELF, env, evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { UsageBatch, UsageDelta } from "../src/offload-ledger";
-import { ADMIN, BASE, CLIENT_KEY, eventually, fleet, joinNode, type TestNode } from "./helpers";
+import { ADMIN, BASE, CLIENT_KEY, eventually, fleet, joinNode, TEST_TENANT_ID, type TestNode } from "./helpers";
 
 const LONDON = { ...CLIENT_KEY, "x-client-lat": "51.5074", "x-client-lon": "-0.1278", "x-client-country": "GB" };
 const HOUR_MS = 3600_000;
@@ -177,8 +177,11 @@ describe("offload ledger", () => {
     return (await res.json()) as { totals: Record<"offload" | "backbone", { requests: number; bytes: number; creditedBytes: number; abortedRequests: number; flaggedRequests: number }>; rows: { node: string; route: string; requests: number }[] };
   };
 
-  it("counts every request and the bytes the client took, aborted streams included", async () => {
+  it("counts every request and the bytes the client took, aborted streams included, the same in the tenant's ledger", async () => {
     const { headers } = await partnerIn("ams", "tmo-bytes");
+    // One meter per body feeds both ledgers: the tenant's usage moves by exactly what the partner's counts.
+    const tenantTotals = async () => (await env.TENANT_LEDGER.getByName(TEST_TENANT_ID).usage(Date.now() - 2 * HOUR_MS, Date.now() + HOUR_MS)).totals;
+    const tenantBefore = await tenantTotals();
     const chunk = new Uint8Array(4096).fill(7);
     mockNodes((url) => {
       if (url.includes("stream")) {
@@ -210,6 +213,8 @@ describe("offload ledger", () => {
       const { totals } = await usage("tmo-bytes");
       expect(totals.offload).toMatchObject({ requests: 6, bytes: 50_000 + received, abortedRequests: 1, flaggedRequests: 0 });
       expect(totals.offload.creditedBytes).toBe(totals.offload.bytes);
+      const tenantAfter = await tenantTotals();
+      expect({ requests: tenantAfter.requests - tenantBefore.requests, bytes: tenantAfter.bytes - tenantBefore.bytes, aborted: tenantAfter.abortedRequests - tenantBefore.abortedRequests }).toEqual({ requests: 6, bytes: 50_000 + received, aborted: 1 });
     });
   });
 

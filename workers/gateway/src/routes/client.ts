@@ -9,8 +9,9 @@ import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_TTFT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
 import { REQUEST_ID_HEADER } from "../request-id";
-import { acquireSlot, authenticateTenant, meteredBody, TenantUsageRecorder } from "../tenants";
-import { countedBody, usageEntry } from "../usage";
+import { meterBody, type Metered } from "../ledger/meter";
+import { acquireSlot, authenticateTenant, TenantUsageRecorder, tenantUsageEntry } from "../tenants";
+import { usageEntry } from "../usage";
 
 type ClientApp = { Bindings: Env; Variables: DecisionVariables };
 
@@ -75,17 +76,18 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, authenticateTenant, de
     if (err instanceof HttpError) for (const [name, value] of Object.entries(slot.headers)) c.header(name, value);
     throw err;
   }
-  // Usage as the client receives it: bytes handed over and tokens reported in them.
+  // Usage as the client receives it: bytes handed over and tokens reported in them, metered
+  // once for every ledger (this tenant's, and the carrier's offload ledger).
   const startedAt = Date.now();
-  const metered = meteredBody(outcome.response.body, outcome.response.headers.get("content-type"), c.req.raw.signal);
+  const metered = await meterBody(outcome.response, c.req.raw.signal);
   waitUntil(slot.holdUntil(metered.ended));
   waitUntil(
     metered.ended.then((end) => {
       isolate.metrics.countTenantTokens(tenant.id, end.tokens?.promptTokens ?? 0, end.tokens?.completionTokens ?? 0);
-      return tenantUsage.record(c.env, tenant.id, tenant.keyId, startedAt, end);
+      return tenantUsage.record(c.env, tenant.id, tenantUsageEntry(tenant.keyId, startedAt, end));
     }),
   );
-  const response = await servedToTenant({ ...outcome, response: new Response(metered.body, outcome.response) }, decision, c, slot.headers);
+  const response = await servedToTenant({ ...outcome, response: new Response(metered.body, outcome.response) }, decision, c, slot.headers, metered.ended);
   return response;
 });
 
@@ -104,26 +106,25 @@ async function proxyProtected(request: Request, decision: Decision, requestId: s
 }
 
 /** The served response with the tenant's rate-limit headers. */
-async function servedToTenant(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>): Promise<Response> {
-  const response = await servedResponse(outcome, decision, c);
+async function servedToTenant(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>, ended: Promise<Metered>): Promise<Response> {
+  const response = await servedResponse(outcome, decision, c, ended);
   for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
   return response;
 }
 
 /** Plain or carrier traffic: the routing headers, and for carrier traffic the offload ledger. */
-async function servedResponse(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>): Promise<Response> {
+async function servedResponse(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, ended: Promise<Metered>): Promise<Response> {
   const { carrier } = decision;
   if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
-  // Carrier traffic: count the bytes the subscriber actually takes, then write them to the ledger.
+  // Carrier traffic: the bytes the subscriber actually took (the body's one meter) go to the ledger.
   const node = outcome.node;
   const routeName = node.kind === "hotspot" ? "offload" : "backbone";
-  const counted = await countedBody(outcome.response, c.req.raw.signal);
-  const response = served({ ...outcome, response: new Response(counted.body, outcome.response) }, decision, routeName, c.var.requestId);
+  const response = served(outcome, decision, routeName, c.var.requestId);
   response.headers.set("x-meridian-carrier", carrier.partner.id);
   response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
   const startedAt = Date.now();
   c.executionCtx.waitUntil(
-    counted.ended.then((end) =>
+    ended.then((end) =>
       isolate.usage.record(
         c.env,
         carrier.partner.id,

@@ -1,4 +1,5 @@
-import { DurableObject } from "cloudflare:workers";
+import { addCounts, LedgerObject } from "../ledger/ledger-object";
+import type { LedgerBatch } from "../ledger/writer";
 import { monthOf } from "./bucket";
 import { tenantLimiter } from "./durable";
 
@@ -13,11 +14,9 @@ export interface TenantUsageDelta {
   aborted: number;
 }
 
-/** One isolate's write: its id makes a retried write count once. */
-export interface TenantUsageBatch {
-  id: string;
+/** One isolate's write: its id makes a retried write count once; `tenant` names the limiter to tell. */
+export interface TenantUsageBatch extends LedgerBatch<TenantUsageDelta> {
   tenant: string;
-  deltas: TenantUsageDelta[];
 }
 
 export interface TenantUsageRow {
@@ -33,9 +32,8 @@ export interface TenantUsageRow {
 
 export type TenantUsageTotals = Omit<TenantUsageRow, "hour" | "key">;
 
-type Row = { hour: number; key: string; requests: number; bytes: number; prompt_tokens: number; completion_tokens: number; aborted: number };
-
-const APPLIED_RETENTION_MS = 24 * 3600_000;
+/** A row as stored, under the answer's names. */
+type StoredRow = Omit<TenantUsageRow, "hour"> & { hour: number };
 
 /**
  * The usage ledger of one tenant (named by its id): requests, response bytes and tokens per
@@ -43,39 +41,31 @@ const APPLIED_RETENTION_MS = 24 * 3600_000;
  * with its id, so a retry after a crash or a lost answer is counted exactly once. Budgets are
  * checked against it (the tenant's limiter is told the month's totals after every batch).
  */
-export class TenantLedger extends DurableObject<Env> {
-  private writesSincePrune = 0;
-
+export class TenantLedger extends LedgerObject {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const sql = ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS usage (hour INTEGER NOT NULL, key TEXT NOT NULL, requests INTEGER NOT NULL, bytes INTEGER NOT NULL,
       prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, aborted INTEGER NOT NULL, PRIMARY KEY (hour, key))`);
-    sql.exec("CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    sql.exec("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)");
   }
 
   record(batch: TenantUsageBatch): { applied: boolean } {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
-    let applied = false;
-    this.ctx.storage.transactionSync(() => {
-      if (sql.exec("SELECT 1 FROM applied WHERE id = ?", batch.id).toArray().length > 0) return;
-      sql.exec("INSERT INTO applied (id, at) VALUES (?, ?)", batch.id, now);
-      for (const d of batch.deltas) {
-        sql.exec(
-          `INSERT INTO usage (hour, key, requests, bytes, prompt_tokens, completion_tokens, aborted) VALUES (?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (hour, key) DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
-             prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, aborted = aborted + excluded.aborted`,
-          d.hour, d.key, d.requests, d.bytes, d.promptTokens, d.completionTokens, d.aborted,
-        );
-      }
-      applied = true;
-    });
-    if (++this.writesSincePrune > 10_000) {
-      this.writesSincePrune = 0;
-      sql.exec("DELETE FROM applied WHERE at < ?", now - APPLIED_RETENTION_MS);
-    }
+    const applied = this.applied.applyOnce(
+      batch.id,
+      () => {
+        for (const d of batch.deltas) {
+          sql.exec(
+            `INSERT INTO usage (hour, key, requests, bytes, prompt_tokens, completion_tokens, aborted) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (hour, key) DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
+               prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, aborted = aborted + excluded.aborted`,
+            d.hour, d.key, d.requests, d.bytes, d.promptTokens, d.completionTokens, d.aborted,
+          );
+        }
+      },
+      now,
+    );
     if (applied) {
       const month = monthOf(now).start;
       const totals = this.monthTotals(month);
@@ -96,35 +86,14 @@ export class TenantLedger extends DurableObject<Env> {
 
   /** Rows with hour in [fromMs, toMs), and their totals. */
   usage(fromMs: number, toMs: number): { rows: TenantUsageRow[]; totals: TenantUsageTotals } {
-    const rows = this.ctx.storage.sql
-      .exec<Row>("SELECT * FROM usage WHERE hour >= ? AND hour < ? ORDER BY hour, key", fromMs, toMs)
-      .toArray()
-      .map(
-        (r): TenantUsageRow => ({
-          hour: new Date(r.hour).toISOString(),
-          key: r.key,
-          requests: r.requests,
-          bytes: r.bytes,
-          promptTokens: r.prompt_tokens,
-          completionTokens: r.completion_tokens,
-          totalTokens: r.prompt_tokens + r.completion_tokens,
-          abortedRequests: r.aborted,
-        }),
-      );
+    const rows = this.usageRows<StoredRow>(
+      "hour, key, requests, bytes, prompt_tokens AS promptTokens, completion_tokens AS completionTokens, prompt_tokens + completion_tokens AS totalTokens, aborted AS abortedRequests",
+      "hour, key",
+      fromMs,
+      toMs,
+    );
     const totals: TenantUsageTotals = { requests: 0, bytes: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, abortedRequests: 0 };
-    for (const r of rows) {
-      totals.requests += r.requests;
-      totals.bytes += r.bytes;
-      totals.promptTokens += r.promptTokens;
-      totals.completionTokens += r.completionTokens;
-      totals.totalTokens += r.totalTokens;
-      totals.abortedRequests += r.abortedRequests;
-    }
+    for (const r of rows) addCounts(totals, r);
     return { rows, totals };
-  }
-
-  /** Test and chaos hook: drops this instance as a crash would; storage stays. */
-  crash(): void {
-    this.ctx.abort("crash requested");
   }
 }
