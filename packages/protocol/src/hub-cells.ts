@@ -6,8 +6,15 @@
  * region, whichever cell's hub holds the socket.
  */
 
-/** Cloudflare's limit of hibernating WebSockets per Durable Object: the default capacity. */
-export const DEFAULT_HUB_CELL_CAPACITY = 32_768;
+/** Cloudflare's limit of hibernating WebSockets per Durable Object: no cell may be set above it. */
+export const HUB_SOCKET_LIMIT = 32_768;
+
+/**
+ * Nodes per cell unless configured: below the socket limit, because a node that reconnects
+ * holds two sockets until the hub notices the old one is gone, and after a network blip at
+ * a colo many nodes do that at once. About 8 % headroom.
+ */
+export const DEFAULT_HUB_CELL_CAPACITY = 30_000;
 
 /** Above this many cells a region is refused rather than split further (a runaway guard). */
 export const MAX_CELLS_PER_REGION = 1024;
@@ -38,13 +45,13 @@ export function hubNamesOf(region: string, cellCount: number): string[] {
 }
 
 /**
- * A hub capacity from configuration text (the HUB_CELL_CAPACITY var): a positive integer no
- * larger than the platform limit; anything else (unset, a typo) gives the platform limit.
+ * A cell capacity from configuration text (the HUB_CELL_CAPACITY var): a positive integer no
+ * larger than the socket limit; anything else (unset, a typo) gives the default.
  */
 export function parseCellCapacity(raw: string | undefined): number {
   if (raw === undefined || !/^\s*[0-9]+\s*$/.test(raw)) return DEFAULT_HUB_CELL_CAPACITY;
   const value = Number(raw);
-  return value >= 1 && value <= DEFAULT_HUB_CELL_CAPACITY ? value : DEFAULT_HUB_CELL_CAPACITY;
+  return value >= 1 && value <= HUB_SOCKET_LIMIT ? value : DEFAULT_HUB_CELL_CAPACITY;
 }
 
 /**

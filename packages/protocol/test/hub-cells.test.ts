@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_HUB_CELL_CAPACITY, MAX_CELLS_PER_REGION, assignCell, hubName, hubNamesOf, parseCellCapacity, parseHubName } from "../src/hub-cells";
+import { DEFAULT_HUB_CELL_CAPACITY, HUB_SOCKET_LIMIT, MAX_CELLS_PER_REGION, assignCell, hubName, hubNamesOf, parseCellCapacity, parseHubName } from "../src/hub-cells";
 
 describe("hub cell names", () => {
   it("keeps the region's own name for cell 0 and adds /k for the others", () => {
@@ -29,11 +29,13 @@ describe("hub cell names", () => {
 });
 
 describe("cell capacity from configuration", () => {
-  it("takes a positive integer up to the platform limit, and the limit otherwise", () => {
+  it("takes a positive integer up to the socket limit, and a default with headroom below it otherwise", () => {
+    expect(DEFAULT_HUB_CELL_CAPACITY).toBeLessThan(HUB_SOCKET_LIMIT);
     expect(parseCellCapacity("3")).toBe(3);
+    expect(parseCellCapacity("32768")).toBe(HUB_SOCKET_LIMIT);
     expect(parseCellCapacity(" 2 ")).toBe(2);
     expect(parseCellCapacity(undefined)).toBe(DEFAULT_HUB_CELL_CAPACITY);
-    for (const raw of ["", "0", "-1", "1.5", "abc", "40000", "3e2"]) expect(parseCellCapacity(raw), raw).toBe(DEFAULT_HUB_CELL_CAPACITY);
+    for (const raw of ["", "0", "-1", "1.5", "abc", "32769", "3e2"]) expect(parseCellCapacity(raw), raw).toBe(DEFAULT_HUB_CELL_CAPACITY);
   });
 });
 

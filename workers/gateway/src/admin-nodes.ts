@@ -39,7 +39,7 @@ nodesAdmin.post("/nodes/:id/revoke", requireRole("admin"), async (c) => {
   const reason = changeReason(c);
   const result = await nodeRegistry(c.env).revoke(id, reason, c.get("actor"));
   if (!result.revoked) throw new HttpError(404, "node_not_found", `no node ${id} is enrolled`);
-  return c.json({ id, revoked: true, socketClosed: result.closed, region: result.region });
+  return c.json({ id, revoked: true, socketClosed: result.closed, region: result.region, hub: result.hub });
 });
 
 nodesAdmin.get("/nodes/audit", requireRole("viewer"), async (c) => c.json({ entries: await nodeRegistry(c.env).auditLog() }));
