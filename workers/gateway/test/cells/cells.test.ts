@@ -122,6 +122,20 @@ describe("hub cells (capacity 3)", () => {
     node.ws.close(1000, "done");
   });
 
+  it("a Directory from before cells keeps its regions as the names of their cell-0 hubs", async () => {
+    const stub = env.DIRECTORY.getByName(`cells-migration-${crypto.randomUUID()}`);
+    await runInDurableObject(stub, (_instance: Directory, state) => {
+      state.storage.sql.exec("CREATE TABLE regions (region TEXT PRIMARY KEY)");
+      state.storage.sql.exec("INSERT INTO regions (region) VALUES ('mad'), ('lis')");
+    });
+    await evictDurableObject(stub);
+    const tables = await runInDurableObject(stub, (_instance: Directory, state) => ({
+      hubs: state.storage.sql.exec<{ name: string }>("SELECT name FROM hubs ORDER BY name").toArray().map((row) => row.name),
+      regions: state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'regions'").toArray().length,
+    }));
+    expect(tables).toEqual({ hubs: ["lis", "mad"], regions: 0 });
+  });
+
   it("a hub refuses a socket meant for another cell", async () => {
     await enroll({ id: "ber-1", kind: "gpu", region: "ber", gpu: H100, capacity: 8 });
     const claims = CredentialClaimsSchema.parse({ v: 1, id: "ber-1", kind: "gpu", region: "ber", gpu: H100, capacity: 8, iat: 0, exp: 4_000_000_000, jti: "test-jti-0001" });
