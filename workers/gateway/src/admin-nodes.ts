@@ -1,4 +1,4 @@
-import { EnrollmentSchema, JoinTokenRequestSchema, NodeIdSchema } from "@meridian/protocol";
+import { EnrollmentSchema, JoinTokenRequestSchema, NodeIdSchema, parseCellCapacity } from "@meridian/protocol";
 import { Hono, type Context } from "hono";
 import { ADMIN_BODY_LIMIT, changeReason, limit, validJson, type AdminApp } from "./admin-common";
 import { requireRole } from "./auth";
@@ -43,6 +43,12 @@ nodesAdmin.post("/nodes/:id/revoke", requireRole("admin"), async (c) => {
 });
 
 nodesAdmin.get("/nodes/audit", requireRole("viewer"), async (c) => c.json({ entries: await nodeRegistry(c.env).auditLog() }));
+
+/** The hub cells in use: active enrolled nodes per cell of each region, against the capacity of a cell. */
+nodesAdmin.get("/hubs", requireRole("viewer"), async (c) => {
+  const cells = await nodeRegistry(c.env).cellCounts();
+  return c.json({ capacity: parseCellCapacity(c.env.HUB_CELL_CAPACITY), count: cells.length, hubs: cells });
+});
 
 nodesAdmin.post("/join-tokens", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(JoinTokenRequestSchema), async (c) => {
   const { token, info } = await nodeRegistry(c.env).createJoinToken(c.req.valid("json"), c.get("actor"));

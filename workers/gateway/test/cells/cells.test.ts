@@ -101,6 +101,12 @@ describe("hub cells (capacity 3)", () => {
     expect(await hubOf("hel-6")).toBe("osl");
     const helCells = (await registered()).filter((n) => n.status !== "revoked" && n.hub.startsWith("hel")).map((n) => n.hub);
     expect(helCells.sort()).toEqual(["hel", "hel", "hel"]);
+    const hubs = (await (await SELF.fetch(`${BASE}/admin/hubs`, { headers: ADMIN })).json()) as { capacity: number; hubs: { hub: string; nodes: number }[] };
+    expect(hubs.capacity).toBe(3);
+    expect(hubs.hubs.filter((h) => h.hub.startsWith("hel") || h.hub.startsWith("osl"))).toEqual([
+      { region: "hel", cell: 0, hub: "hel", nodes: 3 },
+      { region: "osl", cell: 0, hub: "osl", nodes: 1 },
+    ]);
   });
 
   it("a restarted Directory asks every cell of a region for its live sockets", async () => {
