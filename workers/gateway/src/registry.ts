@@ -83,7 +83,12 @@ export class NodeRegistry extends DurableObject<Env> {
     if (!sql.exec<{ name: string }>("PRAGMA table_info(nodes)").toArray().some((column) => column.name === "cell")) {
       sql.exec("ALTER TABLE nodes ADD COLUMN cell INTEGER NOT NULL DEFAULT 0");
     }
-    sql.exec("CREATE INDEX IF NOT EXISTS nodes_by_cell ON nodes (region, status, cell)");
+    // Active nodes per cell, kept with every status change, so an enrollment reads a few rows
+    // rather than counting the region's nodes (about 10 ms at 100k nodes in one region).
+    sql.exec("CREATE TABLE IF NOT EXISTS cells (region TEXT NOT NULL, cell INTEGER NOT NULL, nodes INTEGER NOT NULL, PRIMARY KEY (region, cell))");
+    if (sql.exec("SELECT 1 FROM cells LIMIT 1").toArray().length === 0) {
+      sql.exec("INSERT INTO cells (region, cell, nodes) SELECT region, cell, COUNT(*) FROM nodes WHERE status = 'active' GROUP BY region, cell");
+    }
     sql.exec(`CREATE TABLE IF NOT EXISTS join_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL, uses INTEGER NOT NULL, uses_left INTEGER NOT NULL,
       expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL, note TEXT, revoked INTEGER NOT NULL DEFAULT 0)`);
     sql.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, node TEXT, detail TEXT NOT NULL)");
@@ -121,7 +126,7 @@ export class NodeRegistry extends DurableObject<Env> {
       return { ok: false, status: 409, code: "node_exists", message: `node ${enrollment.id} was enrolled concurrently; retry` };
     }
     // Assigned with no await between the count and the write: two enrollments cannot both take a cell's last place.
-    const cell = this.cellFor(claims.id, claims.region, existing !== null && existing.region === claims.region ? existing.cell : null);
+    const cell = this.cellFor(claims.region, current);
     if (cell === null) {
       return { ok: false, status: 503, code: "region_full", message: `every hub cell of ${claims.region} is full; revoke unused nodes there or raise HUB_CELL_CAPACITY` };
     }
@@ -129,6 +134,8 @@ export class NodeRegistry extends DurableObject<Env> {
       `INSERT OR REPLACE INTO nodes (id, region, cell, kind, jti, status, enrolled_at, expires_at, enrolled_by, revoked_at, revoked_reason) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, NULL, NULL)`,
       claims.id, claims.region, cell, claims.kind, claims.jti, claims.iat * 1000, claims.exp * 1000, actor,
     );
+    if (current !== null && current.status === "active") this.countInCell(current.region, current.cell, -1);
+    this.countInCell(claims.region, cell, +1);
     const action = existing === null ? "enroll" : existing.region !== claims.region ? "move" : "re-enroll";
     this.audit(actor, action, claims.id, `${claims.kind} in ${claims.region} (hub ${hubName(claims.region, cell)})${existing ? ` (previous credential ${existing.jti} in ${existing.region} no longer valid)` : ""}`);
     if (existing !== null && existing.status === "active") await this.closeSockets(existing, `credential replaced (${action})`);
@@ -140,6 +147,7 @@ export class NodeRegistry extends DurableObject<Env> {
     const row = this.row(id);
     if (row === null) return { revoked: false, closed: false };
     this.ctx.storage.sql.exec("UPDATE nodes SET status = 'revoked', revoked_at = ?, revoked_reason = ? WHERE id = ?", Date.now(), reason, id);
+    if (row.status === "active") this.countInCell(row.region, row.cell, -1);
     this.audit(actor, "revoke", id, reason);
     const closed = await this.closeSockets(row, `revoked: ${reason}`);
     return { revoked: true, closed, region: row.region, hub: hubName(row.region, row.cell) };
@@ -158,7 +166,7 @@ export class NodeRegistry extends DurableObject<Env> {
    * expired ones keep it until revoked or re-enrolled, since their socket may still be open).
    */
   cellCounts(): { region: string; cell: number; hub: string; nodes: number }[] {
-    return [...this.ctx.storage.sql.exec<{ region: string; cell: number; nodes: number }>("SELECT region, cell, COUNT(*) AS nodes FROM nodes WHERE status = 'active' GROUP BY region, cell ORDER BY region, cell")].map(
+    return [...this.ctx.storage.sql.exec<{ region: string; cell: number; nodes: number }>("SELECT region, cell, nodes FROM cells WHERE nodes > 0 ORDER BY region, cell")].map(
       (row) => ({ ...row, hub: hubName(row.region, row.cell) }),
     );
   }
@@ -211,14 +219,24 @@ export class NodeRegistry extends DurableObject<Env> {
     return [...this.ctx.storage.sql.exec<NodeRow>("SELECT * FROM nodes WHERE id = ?", id)][0] ?? null;
   }
 
-  /** The cell for a node enrolling in a region: its current one while that has room, else the lowest with room. */
-  private cellFor(id: string, region: string, current: number | null): number | null {
-    const rows = this.ctx.storage.sql.exec<{ cell: number; nodes: number }>(
-      "SELECT cell, COUNT(*) AS nodes FROM nodes WHERE region = ? AND status = 'active' AND id != ? GROUP BY cell",
-      region, id,
-    );
+  /**
+   * The cell for a node enrolling in a region (`existing`: its row, if any): its current cell
+   * while that has room, else the lowest with room. The node's own place, if it holds one,
+   * is taken off the count.
+   */
+  private cellFor(region: string, existing: NodeRow | null): number | null {
+    const rows = this.ctx.storage.sql.exec<{ cell: number; nodes: number }>("SELECT cell, nodes FROM cells WHERE region = ?", region);
     const counts = new Map([...rows].map((row) => [row.cell, row.nodes]));
-    return assignCell(counts, parseCellCapacity(this.env.HUB_CELL_CAPACITY), current);
+    const stays = existing !== null && existing.region === region;
+    if (stays && existing.status === "active") counts.set(existing.cell, (counts.get(existing.cell) ?? 1) - 1);
+    return assignCell(counts, parseCellCapacity(this.env.HUB_CELL_CAPACITY), stays ? existing.cell : null);
+  }
+
+  private countInCell(region: string, cell: number, delta: 1 | -1): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO cells (region, cell, nodes) VALUES (?, ?, MAX(0, ?)) ON CONFLICT (region, cell) DO UPDATE SET nodes = MAX(0, nodes + ?)",
+      region, cell, delta, delta,
+    );
   }
 
   /** Tells the node's hub: the credential is dead there (also for a connect still on its way) and its socket closes. */

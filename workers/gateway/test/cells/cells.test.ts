@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { Directory } from "../../src/directory";
 import { writeTicket } from "../../src/hub/connect-ticket";
 import type { RegionHub } from "../../src/hub/region-hub";
+import type { NodeRegistry } from "../../src/registry";
 import { ADMIN, BASE, CLIENT_KEY, connectNode, enroll, eventually, fleet, type TestNode } from "../helpers";
 
 const H100 = { class: "h100", vramGb: 80, count: 8 };
@@ -107,6 +108,12 @@ describe("hub cells (capacity 3)", () => {
       { region: "hel", cell: 0, hub: "hel", nodes: 3 },
       { region: "osl", cell: 0, hub: "osl", nodes: 1 },
     ]);
+    // The kept counts agree with a count of the registry's rows.
+    const recount = await runInDurableObject(env.NODE_REGISTRY.getByName("global"), (_instance: NodeRegistry, state) => ({
+      kept: state.storage.sql.exec("SELECT region, cell, nodes FROM cells WHERE nodes > 0 ORDER BY region, cell").toArray(),
+      counted: state.storage.sql.exec("SELECT region, cell, COUNT(*) AS nodes FROM nodes WHERE status = 'active' GROUP BY region, cell ORDER BY region, cell").toArray(),
+    }));
+    expect(recount.kept).toEqual(recount.counted);
   });
 
   it("a restarted Directory asks every cell of a region for its live sockets", async () => {
