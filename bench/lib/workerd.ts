@@ -40,7 +40,7 @@ export interface WorkerdOptions {
 const quote = (s: string) => JSON.stringify(s);
 
 /** Every Durable Object class the gateway bundle exports (wrangler.toml binds the same). */
-export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "PolicyStore", "CarrierStore", "OffloadLedger", "NodeRegistry", "TenantStore", "TenantLimiter", "TenantLedger"];
+export const GATEWAY_DURABLE_OBJECTS = ["RegionHub", "Directory", "DirectoryReplica", "PolicyStore", "CarrierStore", "OffloadLedger", "NodeRegistry", "TenantStore", "TenantLimiter", "TenantLedger", "LivenessClock"];
 /**
  * The gateway's variables in every bench: bench-only secrets, and the local-run settings
  * (client geography from headers, nodes on loopback) that `npm start` puts in .dev.vars.

@@ -31,6 +31,11 @@ export const FEED_TIMING = {
   coloLeaseMs: 150,
   /** The primary sends each replica at most one delta frame this often (and only when something changed). */
   streamMs: 150,
+  /**
+   * A replica that has heard nothing from the primary for this long asks it on its next
+   * request (an idle fleet, a lost frame, a primary that restarted and has not streamed yet).
+   */
+  replicaSilenceMs: 1000,
 } as const;
 
 /** Replicas, one per continent: isolates ask the one of their colo's continent. */
@@ -54,8 +59,19 @@ export function refreshAction(copy: { loaded: boolean; fetchedAt: number; refres
 export const COLO_FULL_KEY = "fleet/full";
 export const COLO_HEAD_KEY = "fleet/head";
 
+/**
+ * What the freshness rules read of a colo entry: its answer's kind and versions (never its
+ * nodes), so a worker can decide from the entry's headers before it decodes the body.
+ */
+export interface ColoEntryHead {
+  answer: Pick<FleetAnswer, "kind" | "epoch" | "version">;
+  base: number;
+  storedAt: number;
+  leaseUntil?: number;
+}
+
 /** A colo cache entry: an answer, the version it starts from (-1 for a full copy), when it was stored. */
-export interface ColoEntry {
+export interface ColoEntry extends ColoEntryHead {
   answer: FleetAnswer;
   base: number;
   storedAt: number;
@@ -64,25 +80,43 @@ export interface ColoEntry {
 }
 
 /** Whether a colo entry may bring an isolate at (epoch, version) up to date now. */
-export function coloEntryServes(entry: ColoEntry, copy: { epoch: string | null; version: number }, now: number): boolean {
+export function coloEntryServes(entry: ColoEntryHead, copy: { epoch: string | null; version: number }, now: number): boolean {
   if (now - entry.storedAt > FEED_TIMING.coloCacheTtlMs && now >= (entry.leaseUntil ?? 0)) return false;
   if (entry.answer.kind === "full") return true;
   return entry.answer.epoch === copy.epoch && entry.base <= copy.version;
 }
 
 /** The head as the isolate that fetches its successor writes it back (see coloLeaseMs). */
-export function coloLease(entry: ColoEntry, now: number): ColoEntry {
+export function coloLease<E extends ColoEntryHead>(entry: E, now: number): E {
   return { ...entry, leaseUntil: now + FEED_TIMING.coloLeaseMs };
 }
 
 /** Whether a freshly fetched answer should become the colo's head (never a step back). */
-export function coloEntryReplaces(existing: ColoEntry | undefined, incoming: ColoEntry): boolean {
+export function coloEntryReplaces(existing: ColoEntryHead | undefined, incoming: ColoEntryHead): boolean {
   return existing === undefined || existing.answer.epoch !== incoming.answer.epoch || incoming.answer.version > existing.answer.version || incoming.storedAt - existing.storedAt > FEED_TIMING.coloCacheTtlMs;
 }
 
 /** Whether the primary sends a replica a frame now. */
 export function streamFrameDue(lastSentAt: number, now: number, replicaVersion: number, primaryVersion: number): boolean {
   return primaryVersion > replicaVersion && now - lastSentAt >= FEED_TIMING.streamMs;
+}
+
+/** Where a feed stands: what the primary holds, or what it last sent a replica. */
+export interface FeedPosition {
+  epoch: string | null;
+  version: number;
+  policyVersion: number;
+  carriersVersion: number;
+}
+
+/**
+ * streamFrameDue for a replica whose epoch or document versions may lag too: after a primary
+ * restart (another epoch: a full copy) or a policy or carrier publish (no node changed, but the
+ * new versions must travel with the same freshness). Still at most one frame per streamMs.
+ */
+export function replicaFrameDue(lastSentAt: number, now: number, sent: FeedPosition, primary: FeedPosition): boolean {
+  const behind = sent.epoch !== primary.epoch || sent.policyVersion < primary.policyVersion || sent.carriersVersion < primary.carriersVersion;
+  return behind ? now - lastSentAt >= FEED_TIMING.streamMs : streamFrameDue(lastSentAt, now, sent.version, primary.version);
 }
 
 /** How many recent changes a log keeps to answer deltas; older callers get a full copy. */

@@ -151,8 +151,8 @@ export class FleetIndex {
     for (let i = 0; i < n; i++) {
       const record = records[i];
       if (record === undefined) continue;
-      this.write(i, record);
       const region = regionIndex(record.region);
+      this.write(i, record, region);
       this.regionOf[i] = region;
       if (region >= 0) this.regionCounts[region] = (this.regionCounts[region] ?? 0) + 1;
     }
@@ -217,20 +217,25 @@ export class FleetIndex {
       if (at === undefined) {
         const fresh = this.freePositions.pop() ?? this.appendPosition();
         this.slots[fresh] = update;
-        this.write(fresh, update);
         const region = regionIndex(update.region);
+        this.write(fresh, update, region);
         this.attach(fresh, region, this.slot[fresh] ?? 0);
         if (region >= 0) touched.push(region);
         positions.set(update.id, fresh);
         this.live++;
         continue;
       }
+      const previous = this.slots[at];
       const oldRegion = this.regionOf[at] ?? UNKNOWN_REGION;
       const oldSlot = this.slot[at] ?? 0;
-      const region = this.slots[at]?.region === update.region ? oldRegion : regionIndex(update.region);
-      this.countModels(this.slots[at], -1);
+      const region = previous?.region === update.region ? oldRegion : regionIndex(update.region);
       this.slots[at] = update;
-      this.write(at, update);
+      // Most changes are health and load: the id's hash and the models' counts and mask stay.
+      if (previous !== undefined && sameModels(previous.models, update.models)) this.writeState(at, update, region);
+      else {
+        this.countModels(previous, -1);
+        this.write(at, update, region);
+      }
       if (region !== oldRegion || this.slot[at] !== oldSlot) {
         this.detach(at, oldRegion, oldSlot);
         this.attach(at, region, this.slot[at] ?? 0);
@@ -270,11 +275,8 @@ export class FleetIndex {
   }
 
   /** The hot columns of one node, as routing reads them (and its models counted in). */
-  private write(i: number, r: NodeRecord): void {
+  private write(i: number, r: NodeRecord, region: number): void {
     this.countModels(r, 1);
-    this.price[i] = r.pricePerGpuHour ?? Number.NaN;
-    this.queue[i] = r.queue ?? 0;
-    this.tokensPerSecond[i] = r.tokensPerSecond ?? 0;
     this.idHash[i] = hash32(r.id);
     let mask = 0;
     for (const model of r.models ?? []) {
@@ -286,7 +288,14 @@ export class FleetIndex {
       if (bit !== undefined) mask |= 1 << bit;
     }
     this.modelMask[i] = mask >>> 0;
-    const region = regionIndex(r.region);
+    this.writeState(i, r, region);
+  }
+
+  /** The columns that change with a node's state (all but its id hash and models). */
+  private writeState(i: number, r: NodeRecord, region: number): void {
+    this.price[i] = r.pricePerGpuHour ?? Number.NaN;
+    this.queue[i] = r.queue ?? 0;
+    this.tokensPerSecond[i] = r.tokensPerSecond ?? 0;
     if (region >= 0) this.regionMinPrice[region] = Math.min(this.regionMinPrice[region] ?? 0, r.pricePerGpuHour ?? 0);
     const gpu = r.gpu;
     const health = r.health;
@@ -379,4 +388,12 @@ export class FleetIndex {
     this.slotCounts[cell] = left;
     if (left === 0) this.regionSlots[region] = (this.regionSlots[region] ?? 0) & ~(1 << slot);
   }
+}
+
+/** Whether two model lists are the same, in order (a reordered list just takes the full write). */
+function sameModels(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }

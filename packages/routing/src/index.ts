@@ -55,8 +55,11 @@ export {
   coloEntryServes,
   refreshAction,
   replicaFor,
+  replicaFrameDue,
   streamFrameDue,
   type ColoEntry,
+  type ColoEntryHead,
+  type FeedPosition,
   type RefreshAction,
 } from "./fleet-feed";
 export {
@@ -82,3 +85,4 @@ export {
   type LivenessStep,
   type SilenceLimits,
 } from "./liveness";
+export { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "./wake-schedule";

@@ -21,8 +21,10 @@ const recordArb = (id: string): fc.Arbitrary<NodeRecord> =>
       returnedAt: fc.option(fc.integer({ min: 0, max: 60_000 }), { nil: undefined }),
       geo: fc.boolean(),
       seq: fc.nat(),
+      // Often the same list as before (a health or load change), sometimes another one.
+      models: fc.option(fc.constantFrom(["llama-3-8b"], ["llama-3-8b", "qwen-2-7b"], ["qwen-2-7b"]), { nil: undefined }),
     })
-    .map(({ region, shape, health, load, free, vram, returnedAt, geo, seq }) => {
+    .map(({ region, shape, health, load, free, vram, returnedAt, geo, seq, models }) => {
       const over: Partial<NodeRecord> = {
         health,
         load,
@@ -31,6 +33,7 @@ const recordArb = (id: string): fc.Arbitrary<NodeRecord> =>
         ...(returnedAt !== undefined ? { returnedAt } : {}),
         ...(geo ? { geoFlag: { colo: "LAX", km: 9000 } } : {}),
       };
+      if (models !== undefined) over.models = [...models];
       if (shape === "hotspot") return hotspot(id, region, over);
       if (shape === "carrier") {
         const { gpu: _gpu, ...base } = node(id, region, over);
@@ -47,7 +50,7 @@ const updateArb: fc.Arbitrary<NodeUpdate> = fc.constantFrom(...ID_POOL).chain((i
   fc.oneof({ weight: 4, arbitrary: recordArb(id) }, { weight: 1, arbitrary: fc.constant({ id, region: "fra", gone: true as const, seq: 0 }) }),
 );
 
-const REQUIREMENTS: Requirements[] = [{}, { kind: "gpu" }, { kind: "hotspot" }, { kind: "carrier" }, { gpuClass: "h100" }, { minVramGb: 80 }];
+const REQUIREMENTS: Requirements[] = [{}, { kind: "gpu" }, { kind: "hotspot" }, { kind: "carrier" }, { gpuClass: "h100" }, { minVramGb: 80 }, { model: "qwen-2-7b" }, { model: "llama-3-8b" }];
 const queryArb = fc.record({
   client: fc.option(fc.record({ lat: fc.double({ min: -60, max: 70, noNaN: true }), lon: fc.double({ min: -180, max: 180, noNaN: true }) }), { nil: null }),
   requirements: fc.constantFrom(...REQUIREMENTS),

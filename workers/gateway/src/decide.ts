@@ -46,6 +46,7 @@ export type DecisionVariables = { decision: Decision } & TenantVariables;
 /** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
 export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
   const client = await readClientRequest(c.req.raw, c.env);
+  isolate.fleet.locate(client.location);
   const pending = isolate.fleet.view(c.env, (p) => c.executionCtx.waitUntil(p));
   const view = pending instanceof Promise ? await pending : pending;
   const { index, policy } = view;

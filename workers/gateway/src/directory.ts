@@ -1,11 +1,28 @@
 import { DurableObject } from "cloudflare:workers";
 import { encodeFleetAnswer, sortedById, type FleetAnswer, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
-import { FleetLog } from "@meridian/routing";
-import { hubNamed } from "./durable";
+import { FEED_TIMING, FleetLog, replicaFrameDue, type FeedPosition } from "@meridian/routing";
+import { directoryReplica, hubNamed } from "./durable";
 import type { DocumentName } from "./policy-store";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
 export type DirectoryAnswer = FleetAnswer;
+
+/**
+ * An answer in the compact binary encoding (packages/protocol fleet-codec: about 20 bytes per
+ * node in a full copy, deltas by the change), full copies in id order: what the primary and
+ * the replicas answer isolates with, and what the primary streams to replicas.
+ */
+export function encodeForFeed(answer: FleetAnswer): Uint8Array {
+  return encodeFleetAnswer(answer.kind === "full" ? { ...answer, nodes: sortedById(answer.nodes) } : answer);
+}
+
+/** What the primary last sent a replica, and when. */
+interface ReplicaFeed extends FeedPosition {
+  lastSentAt: number;
+}
+
+/** More replica names than this is a bug (production has one per continent): refuse new ones. */
+const REPLICA_LIMIT = 64;
 
 /** Leaves remembered (oldest forgotten first) so a late record from before a leave stays out. */
 const TOMBSTONE_LIMIT = 100_000;
@@ -27,6 +44,15 @@ export class Directory extends DurableObject<Env> {
   private readonly goneAt = new Map<string, number>();
   /** JSON heartbeats received per region hub, for /metrics (in memory: a counter may reset). */
   private readonly heartbeats: Record<string, number> = {};
+  /**
+   * The replicas this primary streams to, by name (their continent), and what each was last
+   * sent. Names are stored (a replica subscribes by pulling once); positions are not: after a
+   * restart every replica is behind by an epoch and gets a full copy.
+   */
+  private readonly replicas = new Map<string, ReplicaFeed>();
+  private streamScheduled = false;
+  /** Settles when the post-restart hub recovery has run: the first frames wait for it. */
+  private readonly recovered: Promise<void>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -43,7 +69,9 @@ export class Directory extends DurableObject<Env> {
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     const meta = new Map([...ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")].map((row) => [row.key, row.value]));
     this.fleet.setDocuments(meta.get("policy_version") ?? 0, meta.get("carriers_version") ?? 0);
-    ctx.waitUntil(this.recoverFromHubs());
+    this.recovered = this.recoverFromHubs();
+    ctx.waitUntil(this.recovered);
+    this.loadReplicas();
   }
 
   /**
@@ -92,7 +120,10 @@ export class Directory extends DurableObject<Env> {
       }
       accepted.push(update);
     }
-    return this.fleet.applyUpdates(accepted);
+    const before = this.fleet.version;
+    const version = this.fleet.applyUpdates(accepted);
+    if (version !== before) this.streamSoon();
+    return version;
   }
 
   addHeartbeats(region: string, count: number): void {
@@ -108,6 +139,7 @@ export class Directory extends DurableObject<Env> {
     if (version <= (name === "policy" ? current.policyVersion : current.carriersVersion)) return;
     this.fleet.setDocuments(name === "policy" ? version : 0, name === "carriers" ? version : 0);
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", `${name}_version`, version);
+    this.streamSoon();
   }
 
   /** Everything changed after `version` of `epoch`, or the full fleet when that is not known. */
@@ -120,7 +152,85 @@ export class Directory extends DurableObject<Env> {
    * 20 bytes per node in a full copy, deltas by the change): what isolates refresh with.
    */
   feedSince(epoch: string | null, version: number): Uint8Array {
+    return encodeForFeed(this.fleet.since(epoch, version));
+  }
+
+  // ---- the stream to the replicas (directory-replica.ts) ----------------------------------
+
+  /** Known replica names; each is behind (another epoch) until its first frame or pull. */
+  private loadReplicas(): void {
+    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS replicas (name TEXT PRIMARY KEY)");
+    for (const row of this.ctx.storage.sql.exec<{ name: string }>("SELECT name FROM replicas")) {
+      this.replicas.set(row.name, { epoch: null, version: 0, policyVersion: 0, carriersVersion: 0, lastSentAt: Number.NEGATIVE_INFINITY });
+    }
+    // After a restart the replicas still serve the old epoch: they get the new one (a full copy) soon.
+    this.streamSoon();
+  }
+
+  /**
+   * A replica asks for what changed since its copy (it was empty, silent or behind): the same
+   * answer as feedSince, and from now on the stream sends it frames. Waits for the hub
+   * recovery after a restart (up to a second), so a first copy is not needlessly empty.
+   */
+  async replicaPull(name: string, epoch: string | null, version: number): Promise<Uint8Array> {
+    await Promise.race([this.recovered, scheduler.wait(1000)]);
+    let feed = this.replicas.get(name);
+    if (feed === undefined) {
+      if (this.replicas.size >= REPLICA_LIMIT) throw new Error(`more than ${REPLICA_LIMIT} directory replicas`);
+      this.ctx.storage.sql.exec("INSERT OR IGNORE INTO replicas (name) VALUES (?)", name);
+      feed = { epoch: null, version: 0, policyVersion: 0, carriersVersion: 0, lastSentAt: Number.NEGATIVE_INFINITY };
+      this.replicas.set(name, feed);
+    }
     const answer = this.fleet.since(epoch, version);
-    return encodeFleetAnswer(answer.kind === "full" ? { ...answer, nodes: sortedById(answer.nodes) } : answer);
+    Object.assign(feed, this.positionOf(answer), { lastSentAt: Date.now() });
+    return encodeForFeed(answer);
+  }
+
+  private positionOf(answer: FleetAnswer): FeedPosition {
+    return { epoch: answer.epoch, version: answer.version, policyVersion: answer.policyVersion, carriersVersion: answer.carriersVersion };
+  }
+
+  private get position(): FeedPosition {
+    return { epoch: this.fleet.epoch, version: this.fleet.version, ...this.fleet.documentVersions };
+  }
+
+  /**
+   * Schedules the next round of frames with an alarm: at most one round per streamMs, however
+   * many updates arrive (never a write or a call per update).
+   */
+  private streamSoon(): void {
+    if (this.streamScheduled || this.replicas.size === 0) return;
+    this.streamScheduled = true;
+    const lastRound = Math.max(...[...this.replicas.values()].map((feed) => feed.lastSentAt));
+    this.ctx.storage.setAlarm(Math.max(Date.now(), lastRound + FEED_TIMING.streamMs)).catch((err: unknown) => {
+      this.streamScheduled = false;
+      console.error(JSON.stringify({ at: "directory.stream.schedule", error: String(err) }));
+    });
+  }
+
+  /** One round of the stream: a frame to each replica that is behind and due. */
+  override async alarm(): Promise<void> {
+    this.streamScheduled = false;
+    await this.recovered;
+    const now = Date.now();
+    await Promise.all([...this.replicas].map(([name, feed]) => this.streamTo(name, feed, now)));
+    const here = this.position;
+    if ([...this.replicas.values()].some((feed) => replicaFrameDue(Number.NEGATIVE_INFINITY, now, feed, here))) this.streamSoon();
+  }
+
+  private async streamTo(name: string, feed: ReplicaFeed, now: number): Promise<void> {
+    if (!replicaFrameDue(feed.lastSentAt, now, feed, this.position)) return;
+    feed.lastSentAt = now;
+    const replica = directoryReplica(this.env, name);
+    try {
+      const frame = this.fleet.since(feed.epoch, feed.version);
+      let held = await replica.applyFrame(frame.kind === "full" ? null : feed.version, encodeForFeed(frame));
+      // The delta did not join (the replica restarted, or missed a frame): a full copy now.
+      held ??= await replica.applyFrame(null, encodeForFeed(this.fleet.since(null, 0)));
+      if (held !== null) Object.assign(feed, held);
+    } catch (err) {
+      // The next round tries again from the same position (a delta joins onto what it may have taken).
+      console.error(JSON.stringify({ at: "directory.stream", replica: name, error: String(err) }));
+    }
   }
 }

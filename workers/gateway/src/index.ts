@@ -13,6 +13,8 @@ import { nodes } from "./routes/nodes";
 import { ops } from "./routes/ops";
 
 export { Directory } from "./directory";
+export { DirectoryReplica } from "./directory-replica";
+export { LivenessClock } from "./hub/liveness-clock";
 export { RegionHub } from "./hub/region-hub";
 export { OffloadLedger } from "./offload-ledger";
 export { CarrierStore, PolicyStore } from "./policy-store";

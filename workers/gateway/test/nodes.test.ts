@@ -1,6 +1,7 @@
 import { CloseCode, MAX_NODE_FRAME_BYTES } from "@meridian/protocol";
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { LivenessClock } from "../src/hub/liveness-clock";
 import type { RegionHub } from "../src/hub/region-hub";
 import { BASE, connectNode, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
 
@@ -141,5 +142,32 @@ describe("node connections", () => {
     expect((await first.closed).code).toBe(CloseCode.replaced);
     await eventually(async () => expect((await fleet()).find((n) => n.id === "waw-twice")?.healthy).toBe(true));
     second.ws.close(1000);
+  });
+
+  it("is swept when the liveness clock wakes it, and keeps only a distant backstop alarm of its own", async () => {
+    await joinNode("vie-clocked", "vie", {}, {}, false);
+    const hub = env.REGION_HUB.getByName("vie");
+    const clock = env.LIVENESS_CLOCK.getByName("global");
+    const hubAlarm = () => runInDurableObject(hub, (_instance: RegionHub, state) => state.storage.getAlarm());
+    // The join signed the hub up with the clock; its own alarm is the backstop, a minute out.
+    expect(await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().hubs)).toBeGreaterThan(0);
+    const backstop = await hubAlarm();
+    expect(backstop).not.toBeNull();
+    expect((backstop ?? 0) - Date.now()).toBeGreaterThan(30_000);
+    // Freeze the node, then let the clock wake the hub now: the node goes down, and the
+    // sweep wrote no alarm of the hub's (the backstop is where it was).
+    await runInDurableObject(hub, (_instance: RegionHub, state) => {
+      for (const ws of state.getWebSockets("vie-clocked")) {
+        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+        const frozenAt = Date.now() - 10_000;
+        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
+      }
+    });
+    // The clock's real alarm fires (the test runtime runs due alarms).
+    await clock.wakeBy("vie", Date.now());
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "vie-clocked")?.health).toBe("down"));
+    expect(await hubAlarm()).toBe(backstop);
+    // The hub told the clock its next deadline, so the clock still has it in its timetable.
+    expect(await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().waiting)).toBeGreaterThan(0);
   });
 });

@@ -19,8 +19,9 @@ import {
   type NodeHealth,
   type NodeRecord,
 } from "@meridian/protocol";
-import { FLAP_WINDOW_MS, newArrivalStats, observeArrival, stepLiveness } from "@meridian/routing";
+import { CLOCK_TIMING, FLAP_WINDOW_MS, newArrivalStats, observeArrival, stepLiveness } from "@meridian/routing";
 import { credentialKeys, secretForCredential } from "../credentials";
+import { livenessClock } from "../durable";
 import { endpointRules } from "../endpoints";
 import { formatIssue } from "../errors";
 import { requestKeyFor } from "../request-keys";
@@ -30,10 +31,10 @@ import { Membership } from "./membership";
 import { NodeSocket, type NodeSocketState } from "./node-socket";
 
 /**
- * Sweeps of one hub are at least this far apart, so its alarm writes stay bounded (a few per
- * second) whatever its node count; deadlines between ticks wait for the next one.
+ * When the hub sweeps on its own alarm (the liveness clock cannot be reached), sweeps are at
+ * least this far apart, so its alarm writes stay bounded whatever its node count.
  */
-const SWEEP_TICK_MS = 250;
+const SWEEP_TICK_MS = CLOCK_TIMING.tickMs;
 /** A load (or congestion) change smaller than this is not worth a Directory update. */
 const LOAD_STEP = 0.05;
 /** Connects of one node id allowed per window; past it the socket is closed with 4429. */
@@ -44,12 +45,16 @@ const CONNECT_WINDOW_MS = 10_000;
  * One per cell of a region (named `<region>` for cell 0, `<region>/<k>` for the others; the
  * NodeRegistry assigns each node its cell): terminates the WebSockets of that cell's nodes
  * (hibernation API), tracks liveness cheaply and tells the Directory about joins, leaves,
- * health flips and load steps. Storage is written only on membership changes, plus the
- * alarm of the liveness sweep.
+ * health flips and load steps. Storage is written only on membership changes, plus one
+ * distant backstop alarm: the liveness sweeps are woken by the LivenessClock.
  */
 export class RegionHub extends DurableObject<Env> {
+  /** This object's name, as the clock and the Directory address it. */
+  private readonly name: string;
   private readonly region: string;
   private readonly cell: number;
+  /** When the liveness clock last woke this hub (memory only: after an eviction the backstop asks again). */
+  private lastClockWakeAt = 0;
   private readonly members: Membership;
   private readonly outbox: DirectoryPush;
   /** Monotonic across restarts (clock-based), so the Directory can order updates. */
@@ -68,6 +73,7 @@ export class RegionHub extends DurableObject<Env> {
     const name = ctx.id.name;
     const cell = name === undefined ? null : parseHubName(name);
     if (name === undefined || cell === null) throw new Error("RegionHub must be addressed by a hub cell name (regionHub in durable.ts)");
+    this.name = name;
     this.region = cell.region;
     this.cell = cell.cell;
     this.members = new Membership(ctx.storage.sql);
@@ -219,12 +225,35 @@ export class RegionHub extends DurableObject<Env> {
   }
 
   /**
-   * Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed.
-   * The alarm is set for the earliest moment anything could change (a node's deadline), no
-   * sooner than one sweep tick away, and not at all while the hub holds no socket.
+   * The liveness clock's wake-up (see hub/liveness-clock.ts): one sweep. Answers when the hub
+   * next needs one, or null when it holds no socket (the clock then waits for a join).
+   */
+  async sweepNow(): Promise<number | null> {
+    const now = Date.now();
+    this.lastClockWakeAt = now;
+    const next = await this.sweep(now);
+    return Number.isFinite(next) ? next : null;
+  }
+
+  /**
+   * The hub's own alarm. While the clock wakes the hub it is only a distant backstop, re-armed
+   * far out; when the clock has gone quiet the hub signs up again, and if the clock cannot be
+   * reached the alarm carries the sweeps itself, one tick apart. None while no socket is held.
    */
   override async alarm(): Promise<void> {
     const now = Date.now();
+    const next = await this.sweep(now);
+    if (!Number.isFinite(next)) return;
+    const clockAwake = now - this.lastClockWakeAt < CLOCK_TIMING.backstopMs || (await this.signUp(next));
+    await this.ctx.storage.setAlarm(clockAwake ? now + CLOCK_TIMING.backstopMs : Math.max(next, now + SWEEP_TICK_MS));
+  }
+
+  /**
+   * Liveness sweep: silent nodes go down, resumed ones come back, stuck hellos are closed.
+   * Returns the earliest moment anything could change next (a node's deadline), or infinity
+   * when the hub holds no socket.
+   */
+  private async sweep(now: number): Promise<number> {
     let next = Number.POSITIVE_INFINITY;
     for (const socket of this.sockets()) {
       const state = socket.state;
@@ -236,7 +265,7 @@ export class RegionHub extends DurableObject<Env> {
       }
     }
     await this.outbox.reportHeartbeats(this.region, now);
-    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, now + SWEEP_TICK_MS));
+    return next;
   }
 
   /** Applies one socket's liveness rules; returns when it next needs looking at. */
@@ -428,10 +457,26 @@ export class RegionHub extends DurableObject<Env> {
     this.outbox.queue({ ...record, seq: this.seq++ });
   }
 
-  /** Makes sure the sweep runs no later than `deadline` (an alarm already due sooner stays). */
+  /**
+   * Makes sure the sweep runs no later than `deadline`: the clock is asked to wake the hub, and
+   * the hub's own alarm is set as the backstop (once: an alarm due sooner stays). If the clock
+   * cannot be reached the alarm itself is set for the deadline.
+   */
   private async sweepBy(deadline: number): Promise<void> {
+    const wanted = (await this.signUp(deadline)) ? Date.now() + CLOCK_TIMING.backstopMs : deadline;
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > deadline) await this.ctx.storage.setAlarm(deadline);
+    if (current === null || current > wanted) await this.ctx.storage.setAlarm(wanted);
+  }
+
+  /** Asks the liveness clock to wake this hub by `at`; false when it cannot be reached. */
+  private async signUp(at: number): Promise<boolean> {
+    try {
+      await livenessClock(this.env).wakeBy(this.name, at);
+      return true;
+    } catch (err) {
+      console.error(JSON.stringify({ at: "hub.clock", hub: this.name, error: String(err) }));
+      return false;
+    }
   }
 
   private send(socket: NodeSocket, message: GatewayMessage): void {
