@@ -8,6 +8,7 @@ import { SELF, env, evictDurableObject, runInDurableObject } from "cloudflare:te
 import { describe, expect, it } from "vitest";
 import type { Directory } from "../../src/directory";
 import { writeTicket } from "../../src/hub/connect-ticket";
+import type { LivenessClock } from "../../src/hub/liveness-clock";
 import type { RegionHub } from "../../src/hub/region-hub";
 import type { NodeRegistry } from "../../src/registry";
 import { ADMIN, BASE, CLIENT_KEY, connectNode, enroll, eventually, fleet, type TestNode } from "../helpers";
@@ -114,6 +115,28 @@ describe("hub cells (capacity 3)", () => {
       counted: state.storage.sql.exec("SELECT region, cell, COUNT(*) AS nodes FROM nodes WHERE status = 'active' GROUP BY region, cell ORDER BY region, cell").toArray(),
     }));
     expect(recount.kept).toEqual(recount.counted);
+  });
+
+  it("the liveness clock sweeps a cell-1 hub: a silent node there goes down", async () => {
+    for (const id of ["vie-1", "vie-2", "vie-3"]) await enroll({ id, kind: "gpu", region: "vie", gpu: H100, capacity: 8 });
+    // Connected without keep-alive pings, so nothing refreshes its liveness but what the test does.
+    const node = await connectNode(await enroll({ id: "vie-4", kind: "gpu", region: "vie", gpu: H100, capacity: 8 }), "vie-4", {}, {}, false);
+    expect(await hubOf("vie-4")).toBe("vie/1");
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "vie-4")?.health).toBe("healthy"));
+    const clock = env.LIVENESS_CLOCK.getByName("global");
+    // The join signed the cell's hub up with the clock under its own name.
+    expect(await runInDurableObject(clock, (_instance: LivenessClock, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM hubs").toArray().map((r) => r.name))).toContain("vie/1");
+    // Age its last frame as if it had been silent for 10 s, then let the clock wake its hub now.
+    await runInDurableObject(env.REGION_HUB.getByName("vie/1"), (_instance: RegionHub, state) => {
+      for (const ws of state.getWebSockets("vie-4")) {
+        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+        const frozenAt = Date.now() - 10_000;
+        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
+      }
+    });
+    await clock.wakeBy("vie/1", Date.now());
+    await eventually(async () => expect((await fleet()).find((n) => n.id === "vie-4")?.health).toBe("down"));
+    node.ws.close(1000, "done");
   });
 
   it("a restarted Directory asks every cell of a region for its live sockets", async () => {
