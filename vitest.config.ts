@@ -1,5 +1,5 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
@@ -23,10 +23,28 @@ export default defineConfig({
         test: {
           name: "gateway",
           include: ["workers/gateway/test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "workers/gateway/test/cells/**"],
           setupFiles: ["workers/gateway/test/tenant-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           provide: { fuzzCases: Number(process.env.FUZZ_CASES ?? 10_000) },
+        },
+      },
+      {
+        // The gateway again with hub cells of 3 nodes, so a handful of nodes splits a region
+        // into cells (workers/gateway/test/cells; docs/scale.md, "Hubs for crowded regions").
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ADMIN_TOKEN: "test-admin-token-0123456789", NODE_CREDENTIAL_KEY: "test-credential-key-0123456789abcdef0123", DEV_TRUST_CLIENT_GEO: "true", DEV_NODE_ENDPOINTS: "loopback,.test", HUB_CELL_CAPACITY: "3" } },
+          }),
+        ],
+        test: {
+          name: "gateway-cells",
+          include: ["workers/gateway/test/cells/**/*.test.ts"],
+          setupFiles: ["workers/gateway/test/tenant-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {

@@ -14,3 +14,4 @@ export * from "./fleet-codec";
 export * from "./endpoint";
 export * from "./openai";
 export * from "./tenants";
+export * from "./hub-cells";

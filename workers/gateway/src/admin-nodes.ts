@@ -1,4 +1,4 @@
-import { EnrollmentSchema, JoinTokenRequestSchema, NodeIdSchema } from "@meridian/protocol";
+import { EnrollmentSchema, JoinTokenRequestSchema, NodeIdSchema, parseCellCapacity } from "@meridian/protocol";
 import { Hono, type Context } from "hono";
 import { ADMIN_BODY_LIMIT, changeReason, limit, validJson, type AdminApp } from "./admin-common";
 import { requireRole } from "./auth";
@@ -39,10 +39,16 @@ nodesAdmin.post("/nodes/:id/revoke", requireRole("admin"), async (c) => {
   const reason = changeReason(c);
   const result = await nodeRegistry(c.env).revoke(id, reason, c.get("actor"));
   if (!result.revoked) throw new HttpError(404, "node_not_found", `no node ${id} is enrolled`);
-  return c.json({ id, revoked: true, socketClosed: result.closed, region: result.region });
+  return c.json({ id, revoked: true, socketClosed: result.closed, region: result.region, hub: result.hub });
 });
 
 nodesAdmin.get("/nodes/audit", requireRole("viewer"), async (c) => c.json({ entries: await nodeRegistry(c.env).auditLog() }));
+
+/** The hub cells in use: active enrolled nodes per cell of each region, against the capacity of a cell. */
+nodesAdmin.get("/hubs", requireRole("viewer"), async (c) => {
+  const cells = await nodeRegistry(c.env).cellCounts();
+  return c.json({ capacity: parseCellCapacity(c.env.HUB_CELL_CAPACITY), count: cells.length, hubs: cells });
+});
 
 nodesAdmin.post("/join-tokens", requireRole("admin"), limit(ADMIN_BODY_LIMIT), validJson(JoinTokenRequestSchema), async (c) => {
   const { token, info } = await nodeRegistry(c.env).createJoinToken(c.req.valid("json"), c.get("actor"));

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { encodeFleetAnswer, sortedById, type FleetAnswer, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
 import { FEED_TIMING, FleetLog, replicaFrameDue, type FeedPosition } from "@meridian/routing";
-import { directoryReplica, regionHub } from "./durable";
+import { directoryReplica, hubNamed } from "./durable";
 import type { DocumentName } from "./policy-store";
 
 /** What a gateway isolate gets back when it asks for changes since the version it holds. */
@@ -32,14 +32,14 @@ const TOMBSTONE_LIMIT = 100_000;
  *
  * Node records live in memory only. A record is routable only while a hub holds the node's
  * live socket, and only hubs can say that: so after its own restart the Directory starts
- * empty (a new epoch, so isolates take a full snapshot) and asks every region hub for the
- * sockets it holds now. Nothing from before a restart is ever served as live.
+ * empty (a new epoch, so isolates take a full snapshot) and asks every hub (each cell of a
+ * region) for the sockets it holds now. Nothing from before a restart is ever served as live.
  */
 export class Directory extends DurableObject<Env> {
   /** The map and its change log (packages/routing, shared with the scale simulation); a fresh epoch per instance. */
   private readonly fleet = new FleetLog(crypto.randomUUID());
-  /** Regions that have had a node: their hubs are asked for live sockets after a restart. */
-  private readonly regionsSeen = new Set<string>();
+  /** Hubs (cells of regions) that have had a node: asked for live sockets after a restart. */
+  private readonly hubsSeen = new Set<string>();
   /** The seq of each node's last leave. */
   private readonly goneAt = new Map<string, number>();
   /** JSON heartbeats received per region hub, for /metrics (in memory: a counter may reset). */
@@ -59,7 +59,13 @@ export class Directory extends DurableObject<Env> {
     // SQLite calls are synchronous: the constructor finishes with the tables and versions loaded.
     // Earlier versions kept node records here and served them as live after a restart.
     ctx.storage.sql.exec("DROP TABLE IF EXISTS nodes");
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS regions (region TEXT PRIMARY KEY)");
+    // Hub names, not regions: a crowded region has several cells. A region remembered before
+    // cells existed is the name of its cell 0.
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS hubs (name TEXT PRIMARY KEY)");
+    if (ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'regions'").toArray().length > 0) {
+      ctx.storage.sql.exec("INSERT OR IGNORE INTO hubs (name) SELECT region FROM regions");
+      ctx.storage.sql.exec("DROP TABLE regions");
+    }
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     const meta = new Map([...ctx.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta")].map((row) => [row.key, row.value]));
     this.fleet.setDocuments(meta.get("policy_version") ?? 0, meta.get("carriers_version") ?? 0);
@@ -69,29 +75,37 @@ export class Directory extends DurableObject<Env> {
   }
 
   /**
-   * Asks the hub of every region that ever had a node for the nodes it holds live sockets
-   * for (after a restart). Regions are remembered (one write per region, ever), so a fresh
-   * install wakes no hub and a restart wakes only those that may hold sockets.
+   * Asks every hub that ever had a node for the nodes it holds live sockets for (after a
+   * restart). Hubs are remembered by name (one write per hub cell, ever), so a fresh install
+   * wakes no hub and a restart wakes only those that may hold sockets.
    */
   private async recoverFromHubs(): Promise<void> {
-    const regions = [...this.ctx.storage.sql.exec<{ region: string }>("SELECT region FROM regions")].map((row) => row.region);
-    for (const region of regions) this.regionsSeen.add(region);
+    const hubs = [...this.ctx.storage.sql.exec<{ name: string }>("SELECT name FROM hubs")].map((row) => row.name);
+    for (const hub of hubs) this.hubsSeen.add(hub);
     await Promise.all(
-      regions.map(async (region) => {
+      hubs.map(async (hub) => {
         try {
-          this.applyUpdates(await regionHub(this.env, region).liveRecords());
+          this.applyUpdates(await hubNamed(this.env, hub).liveRecords(), hub);
         } catch (err) {
-          console.error(JSON.stringify({ at: "directory.recover", region, error: String(err) }));
+          console.error(JSON.stringify({ at: "directory.recover", hub, error: String(err) }));
         }
       }),
     );
   }
 
+  /** Remembers a hub that has had a node, once. */
+  private rememberHub(hub: string): void {
+    if (this.hubsSeen.has(hub)) return;
+    this.hubsSeen.add(hub);
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO hubs (name) VALUES (?)", hub);
+  }
+
   /**
-   * Applies whole-record updates from a hub; stale ones (lower seq) are ignored, and so is a
-   * record older than the node's last leave (a late answer from before it).
+   * Applies whole-record updates from a hub (by name; a caller that names none speaks for
+   * each record's region's cell 0); stale ones (lower seq) are ignored, and so is a record
+   * older than the node's last leave (a late answer from before it).
    */
-  applyUpdates(updates: NodeUpdate[]): number {
+  applyUpdates(updates: NodeUpdate[], hub?: string): number {
     const accepted: NodeUpdate[] = [];
     for (const update of updates) {
       if ("gone" in update) {
@@ -102,10 +116,7 @@ export class Directory extends DurableObject<Env> {
       } else {
         if ((this.goneAt.get(update.id) ?? -1) >= update.seq) continue;
         this.goneAt.delete(update.id);
-        if (!this.regionsSeen.has(update.region)) {
-          this.regionsSeen.add(update.region);
-          this.ctx.storage.sql.exec("INSERT OR IGNORE INTO regions (region) VALUES (?)", update.region);
-        }
+        this.rememberHub(hub ?? update.region);
       }
       accepted.push(update);
     }

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { joinScopeProblem, toBase64Url, type CredentialClaims, type Enrollment, type JoinTokenRequest, type JoinTokenScope } from "@meridian/protocol";
+import { assignCell, hubName, joinScopeProblem, parseCellCapacity, toBase64Url, type CredentialClaims, type Enrollment, type JoinTokenRequest, type JoinTokenScope } from "@meridian/protocol";
 import { credentialKeys, issueCredential } from "./credentials";
 import { regionHub } from "./durable";
 
@@ -7,6 +7,8 @@ import { regionHub } from "./durable";
 export interface RegisteredNode {
   id: string;
   region: string;
+  /** The RegionHub (cell of the region) the node's socket goes to: `<region>` or `<region>/<k>`. */
+  hub: string;
   kind: string;
   credentialId: string;
   status: "active" | "revoked";
@@ -20,9 +22,15 @@ export interface RegisteredNode {
 
 export type CredentialStatus = "active" | "revoked" | "superseded" | "unknown";
 
+/** What the gateway learns at a connect: whether the credential is good, and which cell of its region holds the node. */
+export interface ConnectCheck {
+  status: CredentialStatus;
+  cell: number;
+}
+
 export type EnrollOutcome =
   | { ok: true; credential: string; claims: CredentialClaims }
-  | { ok: false; status: 401 | 403 | 409; code: string; message: string };
+  | { ok: false; status: 401 | 403 | 409 | 503; code: string; message: string };
 
 export interface JoinTokenInfo {
   id: string;
@@ -44,7 +52,7 @@ export interface RegistryAuditEntry {
   detail: string;
 }
 
-type NodeRow = { id: string; region: string; kind: string; jti: string; status: "active" | "revoked"; enrolled_at: number; expires_at: number; enrolled_by: string; revoked_at: number | null; revoked_reason: string | null };
+type NodeRow = { id: string; region: string; cell: number; kind: string; jti: string; status: "active" | "revoked"; enrolled_at: number; expires_at: number; enrolled_by: string; revoked_at: number | null; revoked_reason: string | null };
 type TokenRow = { id: string; hash: string; scope: string; uses: number; uses_left: number; expires_at: number; created_at: number; created_by: string; note: string | null; revoked: number };
 
 const JOIN_TOKEN_PREFIX = "mjt_";
@@ -60,6 +68,10 @@ export async function joinTokenHash(token: string): Promise<string> {
  * fleet-wide, each node has exactly one good credential, revocation reaches the node's hub
  * at once, and join tokens let operators enroll within a scope without the admin token.
  * Every change is audited.
+ *
+ * It also assigns each node its hub cell (hub-cells in packages/protocol): at enrollment,
+ * kept in the node's row, so it is the same at every reconnect, and counted among the
+ * region's active nodes so that no cell holds more than HUB_CELL_CAPACITY of them.
  */
 export class NodeRegistry extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -67,6 +79,16 @@ export class NodeRegistry extends DurableObject<Env> {
     const sql = ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, region TEXT NOT NULL, kind TEXT NOT NULL, jti TEXT NOT NULL, status TEXT NOT NULL,
       enrolled_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, enrolled_by TEXT NOT NULL, revoked_at INTEGER, revoked_reason TEXT)`);
+    // Rows from before hub cells are in cell 0: the hub named by the region, where their sockets went.
+    if (!sql.exec<{ name: string }>("PRAGMA table_info(nodes)").toArray().some((column) => column.name === "cell")) {
+      sql.exec("ALTER TABLE nodes ADD COLUMN cell INTEGER NOT NULL DEFAULT 0");
+    }
+    // Active nodes per cell, kept with every status change, so an enrollment reads a few rows
+    // rather than counting the region's nodes (about 10 ms at 100k nodes in one region).
+    sql.exec("CREATE TABLE IF NOT EXISTS cells (region TEXT NOT NULL, cell INTEGER NOT NULL, nodes INTEGER NOT NULL, PRIMARY KEY (region, cell))");
+    if (sql.exec("SELECT 1 FROM cells LIMIT 1").toArray().length === 0) {
+      sql.exec("INSERT INTO cells (region, cell, nodes) SELECT region, cell, COUNT(*) FROM nodes WHERE status = 'active' GROUP BY region, cell");
+    }
     sql.exec(`CREATE TABLE IF NOT EXISTS join_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL, uses INTEGER NOT NULL, uses_left INTEGER NOT NULL,
       expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL, note TEXT, revoked INTEGER NOT NULL DEFAULT 0)`);
     sql.exec("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, node TEXT, detail TEXT NOT NULL)");
@@ -103,32 +125,50 @@ export class NodeRegistry extends DurableObject<Env> {
     if ((current?.jti ?? null) !== (existing?.jti ?? null)) {
       return { ok: false, status: 409, code: "node_exists", message: `node ${enrollment.id} was enrolled concurrently; retry` };
     }
+    // Assigned with no await between the count and the write: two enrollments cannot both take a cell's last place.
+    const cell = this.cellFor(claims.region, current);
+    if (cell === null) {
+      return { ok: false, status: 503, code: "region_full", message: `every hub cell of ${claims.region} is full; revoke unused nodes there or raise HUB_CELL_CAPACITY` };
+    }
     this.ctx.storage.sql.exec(
-      `INSERT OR REPLACE INTO nodes (id, region, kind, jti, status, enrolled_at, expires_at, enrolled_by, revoked_at, revoked_reason) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, NULL, NULL)`,
-      claims.id, claims.region, claims.kind, claims.jti, claims.iat * 1000, claims.exp * 1000, actor,
+      `INSERT OR REPLACE INTO nodes (id, region, cell, kind, jti, status, enrolled_at, expires_at, enrolled_by, revoked_at, revoked_reason) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, NULL, NULL)`,
+      claims.id, claims.region, cell, claims.kind, claims.jti, claims.iat * 1000, claims.exp * 1000, actor,
     );
+    if (current !== null && current.status === "active") this.countInCell(current.region, current.cell, -1);
+    this.countInCell(claims.region, cell, +1);
     const action = existing === null ? "enroll" : existing.region !== claims.region ? "move" : "re-enroll";
-    this.audit(actor, action, claims.id, `${claims.kind} in ${claims.region}${existing ? ` (previous credential ${existing.jti} in ${existing.region} no longer valid)` : ""}`);
+    this.audit(actor, action, claims.id, `${claims.kind} in ${claims.region} (hub ${hubName(claims.region, cell)})${existing ? ` (previous credential ${existing.jti} in ${existing.region} no longer valid)` : ""}`);
     if (existing !== null && existing.status === "active") await this.closeSockets(existing, `credential replaced (${action})`);
     return { ok: true, credential, claims };
   }
 
   /** Revokes the node's credential and closes its socket; false when the node is unknown. */
-  async revoke(id: string, reason: string, actor: string): Promise<{ revoked: boolean; closed: boolean; region?: string }> {
+  async revoke(id: string, reason: string, actor: string): Promise<{ revoked: boolean; closed: boolean; region?: string; hub?: string }> {
     const row = this.row(id);
     if (row === null) return { revoked: false, closed: false };
     this.ctx.storage.sql.exec("UPDATE nodes SET status = 'revoked', revoked_at = ?, revoked_reason = ? WHERE id = ?", Date.now(), reason, id);
+    if (row.status === "active") this.countInCell(row.region, row.cell, -1);
     this.audit(actor, "revoke", id, reason);
     const closed = await this.closeSockets(row, `revoked: ${reason}`);
-    return { revoked: true, closed, region: row.region };
+    return { revoked: true, closed, region: row.region, hub: hubName(row.region, row.cell) };
   }
 
-  /** What the gateway asks at every connect: is this the node's one good credential? */
-  check(id: string, jti: string): CredentialStatus {
+  /** What the gateway asks at every connect: is this the node's one good credential, and which cell holds the node? */
+  check(id: string, jti: string): ConnectCheck {
     const row = this.row(id);
-    if (row === null) return "unknown";
-    if (row.jti !== jti) return "superseded";
-    return row.status;
+    if (row === null) return { status: "unknown", cell: 0 };
+    if (row.jti !== jti) return { status: "superseded", cell: row.cell };
+    return { status: row.status, cell: row.cell };
+  }
+
+  /**
+   * Active nodes per cell of each region that has any (revoked ones free their place;
+   * expired ones keep it until revoked or re-enrolled, since their socket may still be open).
+   */
+  cellCounts(): { region: string; cell: number; hub: string; nodes: number }[] {
+    return [...this.ctx.storage.sql.exec<{ region: string; cell: number; nodes: number }>("SELECT region, cell, nodes FROM cells WHERE nodes > 0 ORDER BY region, cell")].map(
+      (row) => ({ ...row, hub: hubName(row.region, row.cell) }),
+    );
   }
 
   list(): RegisteredNode[] {
@@ -179,12 +219,32 @@ export class NodeRegistry extends DurableObject<Env> {
     return [...this.ctx.storage.sql.exec<NodeRow>("SELECT * FROM nodes WHERE id = ?", id)][0] ?? null;
   }
 
+  /**
+   * The cell for a node enrolling in a region (`existing`: its row, if any): its current cell
+   * while that has room, else the lowest with room. The node's own place, if it holds one,
+   * is taken off the count.
+   */
+  private cellFor(region: string, existing: NodeRow | null): number | null {
+    const rows = this.ctx.storage.sql.exec<{ cell: number; nodes: number }>("SELECT cell, nodes FROM cells WHERE region = ?", region);
+    const counts = new Map([...rows].map((row) => [row.cell, row.nodes]));
+    const stays = existing !== null && existing.region === region;
+    if (stays && existing.status === "active") counts.set(existing.cell, (counts.get(existing.cell) ?? 1) - 1);
+    return assignCell(counts, parseCellCapacity(this.env.HUB_CELL_CAPACITY), stays ? existing.cell : null);
+  }
+
+  private countInCell(region: string, cell: number, delta: 1 | -1): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO cells (region, cell, nodes) VALUES (?, ?, MAX(0, ?)) ON CONFLICT (region, cell) DO UPDATE SET nodes = MAX(0, nodes + ?)",
+      region, cell, delta, delta,
+    );
+  }
+
   /** Tells the node's hub: the credential is dead there (also for a connect still on its way) and its socket closes. */
   private async closeSockets(row: NodeRow, reason: string): Promise<boolean> {
     try {
-      return await regionHub(this.env, row.region).revoke(row.id, row.jti, reason);
+      return await regionHub(this.env, row.region, row.cell).revoke(row.id, row.jti, reason);
     } catch (err) {
-      console.error(JSON.stringify({ at: "registry.revoke", node: row.id, region: row.region, error: String(err) }));
+      console.error(JSON.stringify({ at: "registry.revoke", node: row.id, region: row.region, cell: row.cell, error: String(err) }));
       return false;
     }
   }
@@ -198,6 +258,7 @@ function toNode(row: NodeRow): RegisteredNode {
   return {
     id: row.id,
     region: row.region,
+    hub: hubName(row.region, row.cell),
     kind: row.kind,
     credentialId: row.jti,
     status: row.status,

@@ -8,8 +8,9 @@ const PUSH_RETRY_MS = 1000;
 const HEARTBEAT_REPORT_MS = 1000;
 
 /**
- * A hub's outbox to the Directory: whole-record updates, latest per node, sent in batches;
- * a failed batch is retried unless a newer update of the same node came in meanwhile.
+ * A hub's outbox to the Directory: whole-record updates, latest per node, sent in batches
+ * with the hub's name (so the Directory knows which cells to ask after a restart); a failed
+ * batch is retried unless a newer update of the same node came in meanwhile.
  */
 export class DirectoryPush {
   private readonly pending = new Map<string, NodeUpdate>();
@@ -18,7 +19,10 @@ export class DirectoryPush {
   private heartbeatsUnreported = 0;
   private heartbeatsReportedAt = 0;
 
-  constructor(private readonly env: Env) {}
+  constructor(
+    private readonly env: Env,
+    private readonly hub: string,
+  ) {}
 
   queue(update: NodeUpdate): void {
     this.pending.set(update.id, update);
@@ -42,7 +46,7 @@ export class DirectoryPush {
     const batch = [...this.pending.values()];
     this.pending.clear();
     try {
-      await directory(this.env).applyUpdates(batch);
+      await directory(this.env).applyUpdates(batch, this.hub);
     } catch (err) {
       console.error(JSON.stringify({ at: "hub.push", updates: batch.length, error: String(err) }));
       for (const update of batch) {

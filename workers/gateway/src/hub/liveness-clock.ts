@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "@meridian/routing";
-import { regionHub } from "../durable";
+import { hubNamed } from "../durable";
 
 /**
- * Wakes region hubs for their liveness sweeps (see packages/routing wake-schedule.ts for why
+ * Wakes region hubs (every cell, by hub name) for their liveness sweeps (see packages/routing wake-schedule.ts for why
  * one clock instead of an alarm per hub). A hub asks to be woken by a deadline when a node
  * joins; after each sweep it answers with its next deadline, so the timetable keeps itself.
  *
@@ -58,7 +58,7 @@ export class LivenessClock extends DurableObject<Env> {
       this.schedule.takeDue(now).map(async (name) => {
         try {
           this.wakes++;
-          this.schedule.set(name, await regionHub(this.env, name).sweepNow());
+          this.schedule.set(name, await hubNamed(this.env, name).sweepNow());
         } catch (err) {
           this.misses++;
           this.schedule.wakeBy(name, Date.now() + CLOCK_TIMING.retryMs);

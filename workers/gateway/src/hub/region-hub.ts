@@ -9,7 +9,9 @@ import {
   PONG_FRAME,
   PROTOCOL_VERSION,
   endpointProblem,
+  hubName,
   identityMismatch,
+  parseHubName,
   tierForMbps,
   type GatewayMessage,
   type Heartbeat,
@@ -40,15 +42,17 @@ const CONNECTS_PER_WINDOW = 10;
 const CONNECT_WINDOW_MS = 10_000;
 
 /**
- * One per region (its name is the region id): terminates the WebSockets of that region's
- * nodes (hibernation API), tracks liveness cheaply and tells the Directory about joins,
- * leaves, health flips and load steps. Storage is written only on membership changes, plus
- * one distant backstop alarm: the liveness sweeps are woken by the LivenessClock.
+ * One per cell of a region (named `<region>` for cell 0, `<region>/<k>` for the others; the
+ * NodeRegistry assigns each node its cell): terminates the WebSockets of that cell's nodes
+ * (hibernation API), tracks liveness cheaply and tells the Directory about joins, leaves,
+ * health flips and load steps. Storage is written only on membership changes, plus one
+ * distant backstop alarm: the liveness sweeps are woken by the LivenessClock.
  */
 export class RegionHub extends DurableObject<Env> {
   /** This object's name, as the clock and the Directory address it. */
   private readonly name: string;
   private readonly region: string;
+  private readonly cell: number;
   /** When the liveness clock last woke this hub (memory only: after an eviction the backstop asks again). */
   private lastClockWakeAt = 0;
   private readonly members: Membership;
@@ -67,12 +71,14 @@ export class RegionHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const name = ctx.id.name;
-    if (name === undefined) throw new Error("RegionHub must be addressed by its region name (getByName)");
+    const cell = name === undefined ? null : parseHubName(name);
+    if (name === undefined || cell === null) throw new Error("RegionHub must be addressed by a hub cell name (regionHub in durable.ts)");
     this.name = name;
-    this.region = name;
+    this.region = cell.region;
+    this.cell = cell.cell;
     this.members = new Membership(ctx.storage.sql);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS revoked (jti TEXT PRIMARY KEY, at INTEGER NOT NULL)");
-    this.outbox = new DirectoryPush(env);
+    this.outbox = new DirectoryPush(env, name);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     // Nodes recorded as members but with no socket left (the hub was restarted or
     // redeployed) are gone: tell the Directory so nobody routes to them.
@@ -122,6 +128,10 @@ export class RegionHub extends DurableObject<Env> {
     const ticket = readTicket(request.headers);
     if (ticket === null || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("internal: expected a verified node upgrade", { status: 400 });
+    }
+    // A socket for another region or cell would make this hub report a node it does not own.
+    if (ticket.claims.region !== this.region || ticket.cell !== this.cell) {
+      return new Response(`internal: node ${ticket.claims.id} belongs to hub ${hubName(ticket.claims.region, ticket.cell)}, not ${hubName(this.region, this.cell)}`, { status: 400 });
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];

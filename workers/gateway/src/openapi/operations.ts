@@ -124,13 +124,14 @@ export const OPERATIONS: readonly Operation[] = [
 
   // ---- node agents -------------------------------------------------------------------
   { method: "GET", path: "/nodes/connect", tag: "Node agents", summary: "The node's WebSocket (hello, heartbeats, drain)", auth: "node", ok: { status: 101, description: "switching to the WebSocket protocol (docs/protocol.md)", media: [] }, errors: { 426: ["upgrade_required"] } },
-  { method: "POST", path: "/nodes/join", tag: "Node agents", summary: "Enroll with a join token", auth: "join", body: EnrollmentSchema, ok: json("the node's credential, shown once", CredentialAnswer, 201), errors: { 400: ["endpoint_refused", "unknown_partner"], 409: ["node_exists"] } },
+  { method: "POST", path: "/nodes/join", tag: "Node agents", summary: "Enroll with a join token", auth: "join", body: EnrollmentSchema, ok: json("the node's credential, shown once", CredentialAnswer, 201), errors: { 400: ["endpoint_refused", "unknown_partner"], 409: ["node_exists"], 503: ["region_full"] } },
   { method: "GET", path: "/nodes/me", tag: "Node agents", summary: "The operator's self-view: what the gateway thinks of this node", auth: "node", ok: json("state, reason, load, detector and request counts") },
 
   // ---- admin: nodes ------------------------------------------------------------------
-  { method: "POST", path: "/admin/nodes", tag: "Nodes", summary: "Enroll (or re-enroll, or move) a node", auth: "admin", body: EnrollmentSchema, ok: json("the node's credential, shown once", CredentialAnswer, 201), errors: { 400: ["endpoint_refused", "unknown_partner"], 409: ["node_exists"] } },
+  { method: "POST", path: "/admin/nodes", tag: "Nodes", summary: "Enroll (or re-enroll, or move) a node", auth: "admin", body: EnrollmentSchema, ok: json("the node's credential, shown once", CredentialAnswer, 201), errors: { 400: ["endpoint_refused", "unknown_partner"], 409: ["node_exists"], 503: ["region_full"] } },
   { method: "GET", path: "/admin/nodes", tag: "Nodes", summary: "Every enrolled node with its status", auth: "viewer", ok: json("{ count, nodes }") },
-  { method: "POST", path: "/admin/nodes/{id}/revoke", tag: "Nodes", summary: "Revoke a node's credential and close its socket", auth: "admin", params: { id: NodeIdSchema }, headers: ["reason"], ok: json("{ id, revoked, socketClosed, region }"), errors: { 400: ["invalid_node_id"], 404: ["node_not_found"] } },
+  { method: "POST", path: "/admin/nodes/{id}/revoke", tag: "Nodes", summary: "Revoke a node's credential and close its socket", auth: "admin", params: { id: NodeIdSchema }, headers: ["reason"], ok: json("{ id, revoked, socketClosed, region, hub }"), errors: { 400: ["invalid_node_id"], 404: ["node_not_found"] } },
+  { method: "GET", path: "/admin/hubs", tag: "Nodes", summary: "Hub cells in use: active enrolled nodes per cell of each region, and the capacity of a cell", auth: "viewer", ok: json("{ capacity, count, hubs: [{ region, cell, hub, nodes }] }") },
   { method: "GET", path: "/admin/nodes/audit", tag: "Nodes", summary: "Enrollments, moves, revocations and join-token changes", auth: "viewer", ok: json("{ entries }") },
   // ---- tenants -------------------------------------------------------------------------
   { method: "POST", path: "/admin/tenants", tag: "Tenants", summary: "Create a tenant", auth: "admin", headers: ["reason"], body: TenantCreateSchema, ok: json("the tenant", TenantSchema, 201), errors: { 409: ["tenant_exists"] } },
