@@ -24,7 +24,7 @@ export const REFRESH_AT = 0.5;
 /** An idle holder gives back what it did not use once this much of its grant's life has passed. */
 export const RETURN_AT = 0.85;
 /** Slots are held this long after the holder was last heard from (long streams renew them). */
-export const SLOT_LEASE_TTL_MS = 30_000;
+export const SLOT_LEASE_TTL_MS = 10_000;
 /** A limiter's "no slot free" is believed this long before the holder asks again. */
 export const NO_SLOT_RECHECK_MS = 250;
 
@@ -36,8 +36,10 @@ export interface RateLimits {
 /** What a holder sends: what it keeps of its current grant, and what more it would like. */
 export interface GrantAsk {
   holder: string;
-  /** Tokens of its current grant it keeps using (it dropped the rest when it asked). */
+  /** Tokens of its current grant it keeps using. */
   keepTokens: number;
+  /** Unused tokens of its current grant it gives back (it dropped them when it asked). */
+  returnTokens: number;
   /** Slots it keeps: at least its requests in flight. */
   keepSlots: number;
   inFlight: number;
@@ -109,12 +111,16 @@ export class GrantAuthority {
     const capacity = limits.requestsPerMinute;
     const perMs = capacity / 60_000;
     const previous = this.holders.get(ask.holder);
-    // Settle the previous grant: what the holder does not keep comes back to the bucket.
+    // Settle the previous grant: what the holder gives back returns to the bucket, what it
+    // keeps stays its own (unless the budget is spent: it may have used some of them while
+    // this ask travelled, so they are counted as used), and the rest it used.
     const stillHeld = previous?.tokens ?? 0;
-    const carried = ask.final || budget !== null ? 0 : clamp(ask.keepTokens, 0, stillHeld);
+    const kept = clamp(ask.keepTokens, 0, stillHeld);
+    const carried = ask.final || budget !== null ? 0 : kept;
+    const returned = clamp(ask.returnTokens, 0, stillHeld - kept);
     const outstandingOthers = this.outstandingTokens(ask.holder);
     this.refill(now, capacity, perMs, outstandingOthers + stillHeld);
-    this.bucket = (this.bucket ?? 0) + (stillHeld - carried);
+    this.bucket = (this.bucket ?? 0) + returned;
 
     let othersSlots = 0;
     let othersWantTokens = 0;
@@ -320,7 +326,8 @@ export class GrantHolder {
     const targetTokens = Math.min(limits.requestsPerMinute, 2 * used + 1 + this.waiting);
     const peak = Math.max(this.peakSinceAsk, this.inFlightNow + this.waiting);
     const targetSlots = Math.min(limits.concurrentRequests, peak + Math.max(1, Math.ceil(peak / 4)));
-    const keepTokens = final ? 0 : Math.min(Math.floor(this.tokens), targetTokens);
+    const unused = Math.floor(this.tokens);
+    const keepTokens = final ? 0 : Math.min(unused, targetTokens);
     const keepSlots = final ? this.inFlightNow : Math.max(this.inFlightNow, Math.min(this.slots, targetSlots));
     this.tokens = keepTokens;
     this.slots = keepSlots;
@@ -330,6 +337,7 @@ export class GrantHolder {
     return {
       holder: this.id,
       keepTokens,
+      returnTokens: unused - keepTokens,
       keepSlots,
       inFlight: this.inFlightNow,
       wantTokens: final ? 0 : Math.max(0, targetTokens - keepTokens),
