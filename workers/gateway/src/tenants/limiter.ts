@@ -43,6 +43,11 @@ export class TenantLimiter extends DurableObject<Env> {
     return this.authority.inFlight(Date.now());
   }
 
+  /** Whole tokens in the bucket, not counting those out on grants. */
+  bucketTokens(limits: TenantLimits): number {
+    return this.authority.bucketTokens(Date.now(), limits);
+  }
+
   private async budgetRefusal(tenant: string, limits: TenantLimits): Promise<BudgetRefusal | null> {
     if (limits.monthlyTokens === undefined && limits.monthlyBytes === undefined) return null;
     const now = Date.now();
