@@ -132,6 +132,21 @@ describe("grants of a tenant's limits across isolates", () => {
     await bg.settle();
   });
 
+  it("serves a request that arrives while the isolate is giving its grant back (it asks anew)", async () => {
+    const limits = { requestsPerMinute: 1000, concurrentRequests: 10 };
+    const a = isolate("grants-give-back");
+    const bg = background();
+    const first = await tryAcquire(a, limits, bg.waitUntil);
+    if (first instanceof HttpError) throw first;
+    first.release();
+    const givingBack = a.ask(limits, bg.waitUntil, true);
+    const during = await tryAcquire(a, limits, bg.waitUntil);
+    expect(during).not.toBeInstanceOf(HttpError);
+    expect(await givingBack).toBe(true);
+    if (!(during instanceof HttpError)) during.release();
+    await bg.settle();
+  });
+
   it(
     "keeps a long stream's slot past the slot lease, and frees it when the stream ends",
     async () => {

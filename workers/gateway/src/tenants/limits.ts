@@ -33,6 +33,7 @@ const unavailable = () => new HttpError(503, "limits_unavailable", "the tenant's
 export class TenantGrants {
   readonly holder = new GrantHolder(crypto.randomUUID());
   private pending: Promise<boolean> | null = null;
+  private pendingFinal = false;
 
   constructor(
     private readonly tenantId: string,
@@ -52,8 +53,13 @@ export class TenantGrants {
         this.holder.waiting -= 1;
       }
       const now = this.clock();
-      if (!this.holder.isValid(now)) throw unavailable();
-      result = this.holder.take(now, limits, answered && round < MAX_ASK_ROUNDS);
+      const lastRound = round >= MAX_ASK_ROUNDS;
+      // An answer slower than a grant's life is no grant (it counts from when the ask left).
+      if (!this.holder.isValid(now)) {
+        if (!answered || lastRound) throw unavailable();
+        continue;
+      }
+      result = this.holder.take(now, limits, answered && !lastRound);
       // Unanswered, and the grant it still holds cannot serve this request: fail closed.
       if (!answered && result.kind !== "taken") throw unavailable();
     }
@@ -67,7 +73,12 @@ export class TenantGrants {
 
   /** Asks the limiter (or joins the ask under way); true when it answered. */
   ask(limits: TenantLimits, waitUntil: WaitUntil, final: boolean): Promise<boolean> {
-    if (this.pending !== null) return this.pending;
+    if (this.pending !== null) {
+      // A request that needs a grant does not settle for the answer to a give-back.
+      if (this.pendingFinal && !final) return this.pending.then(() => this.ask(limits, waitUntil, false));
+      return this.pending;
+    }
+    this.pendingFinal = final;
     const ask = this.holder.ask(this.clock(), limits, final);
     const pending = this.transport(ask, limits)
       .then(
