@@ -375,11 +375,6 @@ export class GrantHolder {
   returnAt(): number | null {
     return this.validUntil === 0 ? null : this.grantedAt + (this.validUntil - this.grantedAt) * RETURN_AT;
   }
-
-  /** Used since the grant was refreshed: an idle holder gives its grant back instead of renewing it. */
-  get busy(): boolean {
-    return this.usedSinceAsk > 0 || this.inFlightNow > 0;
-  }
 }
 
 function clamp(x: number, lo: number, hi: number): number {
