@@ -4,7 +4,7 @@
  * machine cap even a hello-world Worker at ~300-1,000 requests/s (workerd alone: ~12k).
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../scripts/dev-gateway";
 import { killGroup, spawnGroup } from "./process";
@@ -82,13 +82,17 @@ const worker :Workerd.Worker = (
 `;
   const configPath = join(options.dir, "config.capnp");
   writeFileSync(configPath, config);
-  const child = spawnGroup(workerdBinary(), ["serve", "--experimental", configPath], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // Its log goes to a file, never a pipe: the bench blocks its own event loop while wrk runs
+  // (spawnSync), and a workerd that fills an unread pipe blocks in write() and stops serving.
+  const logPath = join(options.dir, "workerd.log");
+  const log = openSync(logPath, "w");
+  const child = spawnGroup(workerdBinary(), ["serve", "--experimental", configPath], { stdio: ["ignore", log, log] });
+  closeSync(log);
+  const stderrTail = () => readFileSync(logPath, "utf8").slice(-4000);
   const stop = () => killGroup(child);
   const url = `http://127.0.0.1:${options.port}`;
   for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`);
+    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderrTail()}`);
     try {
       await fetch(`${url}/healthz`);
       return { url, process: child, stop };
@@ -97,7 +101,7 @@ const worker :Workerd.Worker = (
     }
   }
   stop();
-  throw new Error(`workerd did not listen: ${stderr}`);
+  throw new Error(`workerd did not listen: ${stderrTail()}`);
 }
 
 /** REGION_HUB for RegionHub, POLICY_STORE for PolicyStore: the names wrangler.toml binds. */

@@ -201,4 +201,35 @@ describe("grants of a tenant's limits across isolates", () => {
     expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
     await bg.settle();
   });
+
+  it("requests that find an ask under way wait for it without sharing its promise, and an ask that never ends is abandoned", async () => {
+    const limits = { requestsPerMinute: 1000, concurrentRequests: 100 };
+    let asks = 0;
+    let hang = false;
+    const transport: GrantTransport = async (ask, l) => {
+      asks++;
+      if (hang) return new Promise(() => {}); // its request was cancelled: never answers
+      await new Promise((r) => setTimeout(r, 30));
+      return tenantLimiter(env, "grants-waiters").grant("grants-waiters", l, ask);
+    };
+    const grants = new TenantGrants("grants-waiters", transport);
+    const bg = background();
+    // Twenty requests arrive at once on a cold isolate: one ask, the others wait for its answer.
+    const burst = await Promise.all(Array.from({ length: 20 }, () => tryAcquire(grants, limits, bg.waitUntil)));
+    const served = burst.filter((r) => !(r instanceof HttpError));
+    console.log(`[grants] a burst of 20 on a cold isolate: ${served.length} served after ${asks} asks`);
+    expect(served.length).toBe(20);
+    expect(asks).toBeLessThan(20);
+    for (const slot of served) if (!(slot instanceof HttpError)) slot.release();
+    // An ask that never answers holds the others only for a grant's life; then a new ask goes.
+    hang = true;
+    const before = asks;
+    const stuck = grants.ask(limits, bg.waitUntil, false);
+    const waited = await grants.ask(limits, bg.waitUntil, false);
+    expect(waited).toBe(false);
+    hang = false;
+    expect(await grants.ask(limits, bg.waitUntil, false)).toBe(true);
+    expect(asks).toBe(before + 2);
+    void stuck;
+  });
 });

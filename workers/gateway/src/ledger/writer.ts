@@ -26,11 +26,11 @@ export interface LedgerWriterSpec<Entry, Delta extends { requests: number }> ext
  * partner): entries are summed per row for BATCH_WINDOW_MS and sent as one batch per ledger,
  * retried with backoff under the same batch id, so a retry never counts twice and a crash of
  * the ledger object loses nothing. The ledger applies each id once (AppliedBatches). The
- * caller keeps the isolate alive with waitUntil(record(...)) until the entry is durable.
+ * caller keeps the isolate alive with waitUntil(record(...)) until the batch its window sent
+ * is durable (an entry another request's window took is kept alive by that request).
  */
 export class BatchedLedgerWriter<Entry, Delta extends { requests: number }> {
   private pending: PendingDeltas<Entry, Delta>;
-  private batch: Promise<void> | null = null;
   /** Requests given up on after every retry failed (also logged with their batch). */
   lost = 0;
 
@@ -38,15 +38,16 @@ export class BatchedLedgerWriter<Entry, Delta extends { requests: number }> {
     this.pending = new PendingDeltas(spec);
   }
 
-  record(env: Env, ledger: string, entry: Entry): Promise<void> {
+  /**
+   * Adds the entry; after the window, sends whatever is pending then (this entry and every
+   * other recorded meanwhile), unless another request's window sent it first. Each caller
+   * waits on its own timer: no promise is shared between requests, because the runtime
+   * cancels a continuation that another request's I/O resolves.
+   */
+  async record(env: Env, ledger: string, entry: Entry): Promise<void> {
     this.pending.add(ledger, entry);
-    this.batch ??= sleep(BATCH_WINDOW_MS).then(() => this.flush(env));
-    return this.batch;
-  }
-
-  private async flush(env: Env): Promise<void> {
+    await sleep(BATCH_WINDOW_MS);
     const work = this.pending.take();
-    this.batch = null;
     await Promise.all(work.map(([ledger, deltas]) => this.write(env, ledger, { id: crypto.randomUUID(), deltas })));
   }
 

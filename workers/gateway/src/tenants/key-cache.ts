@@ -8,6 +8,8 @@ export const SYNC_SOFT_MS = 250;
  * cache: with the store's answer at most this old, a revocation reaches every isolate within 1 s.
  */
 export const SYNC_HARD_MS = 750;
+/** How often a lookup waiting for another request's poll looks whether it has ended. */
+const SYNC_WAIT_POLL_MS = 2;
 /** Unknown keys are remembered (so a flood of bad keys does not reach the store) up to this many. */
 const NEGATIVE_LIMIT = 10_000;
 const POSITIVE_LIMIT = 100_000;
@@ -49,10 +51,24 @@ export class TenantKeyCache<E> {
     return this.markUsed(env, resolved, now, waitUntil);
   }
 
-  /** One poll at a time; callers share it. */
-  sync(env: E): Promise<void> {
-    this.syncing ??= this.poll(env).finally(() => (this.syncing = null));
-    return this.syncing;
+  /**
+   * One poll at a time. A caller that finds one under way waits for it on timers of its own
+   * (the runtime cancels a continuation that another request's I/O resolves), then polls
+   * itself if that one did not bring the cache up to date.
+   */
+  async sync(env: E): Promise<void> {
+    const underWay = this.syncing;
+    if (underWay === null) {
+      const syncing = this.poll(env).finally(() => (this.syncing = null));
+      this.syncing = syncing;
+      return syncing;
+    }
+    const sentBefore = this.syncSentAt;
+    const giveUpAt = Date.now() + SYNC_HARD_MS;
+    while (this.syncing === underWay && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, SYNC_WAIT_POLL_MS));
+    // A poll that never ended (its request was cancelled) is abandoned, not waited on forever.
+    if (this.syncing === underWay) this.syncing = null;
+    if (this.syncSentAt === sentBefore) return this.sync(env);
   }
 
   private async poll(env: E): Promise<void> {

@@ -2,7 +2,7 @@ import type { TenantLimits } from "@meridian/protocol";
 import { HttpError } from "../errors";
 import type { AuthenticatedTenant } from "./authenticate";
 import { tenantLimiter } from "./durable";
-import { GrantHolder, SLOT_LEASE_TTL_MS, type GrantAnswer, type GrantAsk, type TakeResult } from "./grants";
+import { GRANT_TTL_MS, GrantHolder, SLOT_LEASE_TTL_MS, type GrantAnswer, type GrantAsk, type TakeResult } from "./grants";
 
 /** A concurrency slot held for one request; released when its response ends. */
 export interface Slot {
@@ -22,18 +22,23 @@ type WaitUntil = (p: Promise<unknown>) => void;
 
 /** Rounds of asking a request may wait for before it is refused (others may be asking too). */
 const MAX_ASK_ROUNDS = 3;
+/** How often a request waiting for another request's ask looks whether it has ended. */
+const ASK_POLL_MS = 2;
 
 const unavailable = () => new HttpError(503, "limits_unavailable", "the tenant's limits could not be checked; retry shortly", {}, { "retry-after": "1" });
 
 /**
  * One tenant's grant in this isolate (grants.ts has the arithmetic): requests are served from
  * it with no await; it is renewed in the background at half its life, awaited only when empty
- * or expired, and given back when it ends unused. One ask at a time: requests that wait share it.
+ * or expired, and given back when it ends unused. One ask at a time: requests that need a grant
+ * meanwhile wait for its answer.
  */
 export class TenantGrants {
   readonly holder = new GrantHolder(crypto.randomUUID());
+  /** The ask under way, awaited only by the request that made it (see askUnderWay). */
   private pending: Promise<boolean> | null = null;
   private pendingFinal = false;
+  private lastAnswered = false;
 
   constructor(
     private readonly tenantId: string,
@@ -71,15 +76,17 @@ export class TenantGrants {
     return this.slot(limits, waitUntil, rateLimitHeaders({ limit: limits.requestsPerMinute, remaining: result.remaining, resetS: result.resetS }));
   }
 
-  /** Asks the limiter (or joins the ask under way); true when it answered. */
-  ask(limits: TenantLimits, waitUntil: WaitUntil, final: boolean): Promise<boolean> {
+  /** Asks the limiter (or waits for the ask under way); true when it answered. */
+  async ask(limits: TenantLimits, waitUntil: WaitUntil, final: boolean): Promise<boolean> {
     if (this.pending !== null) {
+      const joinedFinal = this.pendingFinal;
+      const answered = await this.askUnderWay();
       // A request that needs a grant does not settle for the answer to a give-back.
-      if (this.pendingFinal && !final) return this.pending.then(() => this.ask(limits, waitUntil, false));
-      return this.pending;
+      return joinedFinal && !final ? this.ask(limits, waitUntil, false) : answered;
     }
     this.pendingFinal = final;
     const ask = this.holder.ask(this.clock(), limits, final);
+
     const pending = this.transport(ask, limits)
       .then(
         (answer) => {
@@ -92,12 +99,30 @@ export class TenantGrants {
           return false;
         },
       )
-      .finally(() => {
+      .then((answered) => {
+        this.lastAnswered = answered;
         this.pending = null;
+        return answered;
       });
     this.pending = pending;
     if (!final) waitUntil(pending.then((ok) => (ok ? this.giveBackWhenUnused(limits, waitUntil) : undefined)));
     return pending;
+  }
+
+  /**
+   * Waits for another request's ask to end, on timers of this request's own: the runtime
+   * cancels a continuation that another request's I/O resolves, so that ask's promise is
+   * never awaited here. False when it failed or took longer than a grant lives.
+   */
+  private async askUnderWay(): Promise<boolean> {
+    const pending = this.pending;
+    const giveUpAt = this.clock() + GRANT_TTL_MS;
+    while (this.pending === pending && this.clock() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, ASK_POLL_MS));
+    if (this.pending !== pending) return this.lastAnswered;
+    // An ask that never ended (its request was cancelled) is abandoned, so the next one can go.
+    this.pending = null;
+    this.holder.failed();
+    return false;
   }
 
   /** Near the end of a grant that no newer ask replaced: what it did not use goes back. */
