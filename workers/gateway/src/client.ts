@@ -93,6 +93,11 @@ export async function readOpenAiBody(request: Request): Promise<{ body: ReadBody
   const declared = request.headers.get("content-length");
   if (request.body === null) return { body: { kind: "untouched" }, fields: NO_FIELDS };
   if (declared !== null && !(Number(declared) <= INSPECTED_BODY_BYTES)) return { body: { kind: "untouched" }, fields: NO_FIELDS };
+  if (declared !== null) {
+    // A declared length within the cap: one native read, no JavaScript per chunk.
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    return { body: { kind: "buffered", bytes }, fields: bodyFields(bytes) };
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -16,6 +16,9 @@ export type ColoCacheSource = () => Promise<Cache | null>;
  * workers.dev, where every isolate then asks its replica); wrangler dev and the vitest pool
  * provide it locally. Where it is missing or refuses, isolates ask their replica directly.
  */
+/** How often an isolate re-reads which replica is nearest (from its requests' location). */
+const RELOCATE_MS = 10_000;
+
 export const coloCache: ColoCacheSource = async () => (typeof caches === "undefined" ? null : caches.open("meridian-fleet"));
 
 /** After the Cache API throws, isolates ask their replica directly for this long before trying it again. */
@@ -92,6 +95,7 @@ export class FleetCache {
   private refreshing = false;
   /** The continent of the latest located request (a colo's requests come from around it). */
   private replica: Continent = DEFAULT_REPLICA;
+  private locatedAt = Number.NEGATIVE_INFINITY;
   /** Answers taken from the colo head and from the replica: how well the colo cache works here. */
   readonly sources = { coloHead: 0, replica: 0 };
   /** Until then the colo cache is not tried (it threw). */
@@ -100,8 +104,12 @@ export class FleetCache {
   constructor(private readonly cacheSource: ColoCacheSource = coloCache) {}
 
   /** Moves this isolate to the replica of where its requests come from (request.cf, or the dev override). */
-  locate(where: { lat: number; lon: number } | null): void {
-    if (where !== null) this.replica = replicaFor(where.lat, where.lon);
+  locate(where: { lat: number; lon: number } | null, now = Date.now()): void {
+    // Once in a while, not per request: the nearest-region scan costs tens of µs, and an
+    // isolate's colo does not move.
+    if (where === null || now - this.locatedAt < RELOCATE_MS) return;
+    this.locatedAt = now;
+    this.replica = replicaFor(where.lat, where.lon);
   }
 
   get replicaName(): Continent {

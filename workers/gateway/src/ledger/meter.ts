@@ -20,6 +20,8 @@ export interface Metered {
 
 export interface MeteredBody {
   body: BodyInit | null;
+  /** The body is already in hand (or there is none): nothing is left to wait for but `ended`'s continuation. */
+  whole: boolean;
   /** Settles once the body has been handed to the client, or the client or node broke off. */
   ended: Promise<Metered>;
 }
@@ -40,21 +42,21 @@ const EMPTY: Metered = { bytes: 0, aborted: false, tokens: null };
  *   up to 1 MiB), and they are decoded once, when the body ends.
  */
 export async function meterBody(response: Response, clientGone?: AbortSignal): Promise<MeteredBody> {
-  if (response.body === null) return { body: null, ended: Promise.resolve(EMPTY) };
+  if (response.body === null) return { body: null, whole: true, ended: Promise.resolve(EMPTY) };
   const source = tokenSourceOf(response.headers.get("content-type"));
-  if (!takesWholeBodyPath(response.headers)) return meteredStream(response.body, new TokenTail(source), clientGone);
+  if (!takesWholeBodyPath(response.headers)) return { ...meteredStream(response.body, new TokenTail(source), clientGone), whole: false };
   let whole: ArrayBuffer;
   try {
     whole = await response.arrayBuffer();
   } catch (err) {
     // The node broke off mid-body before anything reached the client.
-    return { body: new ReadableStream({ start: (controller) => controller.error(err) }), ended: Promise.resolve({ bytes: 0, aborted: true, tokens: null }) };
+    return { body: new ReadableStream({ start: (controller) => controller.error(err) }), whole: true, ended: Promise.resolve({ bytes: 0, aborted: true, tokens: null }) };
   }
   // Gone while the node's body arrived: nothing is handed over.
-  if (clientGone?.aborted === true) return { body: null, ended: Promise.resolve({ bytes: 0, aborted: true, tokens: null }) };
+  if (clientGone?.aborted === true) return { body: null, whole: true, ended: Promise.resolve({ bytes: 0, aborted: true, tokens: null }) };
   // Parsed once for every ledger, in a continuation rather than on the way to the response.
   const ended = Promise.resolve().then((): Metered => ({ bytes: whole.byteLength, aborted: false, tokens: tokensIn(source, new Uint8Array(whole), true) }));
-  return { body: whole, ended };
+  return { body: whole, whole: true, ended };
 }
 
 /**

@@ -44,9 +44,11 @@ export function usageOf(value: unknown): TokenUsage | null {
  * broke off: a JSON body is then not a document, and the last line of a stream not an event.
  * `truncated` says the bytes are a stream's tail only, whose first line may be a fragment.
  */
+const decoder = new TextDecoder();
+
 export function tokensIn(source: TokenSource, bytes: Uint8Array, complete: boolean, truncated = false): TokenUsage | null {
   if (source === "none" || bytes.byteLength === 0) return null;
-  const text = new TextDecoder().decode(bytes);
+  const text = decoder.decode(bytes);
   // Cheap refusal first: most bodies (every chunk of a stream but the last) carry no usage.
   if (!text.includes('"usage"')) return null;
   if (source === "json") {

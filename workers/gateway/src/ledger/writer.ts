@@ -5,6 +5,8 @@ export const BATCH_WINDOW_MS = 20;
 /** A failed write is retried this many times, backing off; the batch id keeps retries exact. */
 export const WRITE_ATTEMPTS = 6;
 const RETRY_BASE_MS = 100;
+/** A window still open this long after it should have closed lost its sender (a cancelled request). */
+const ABANDONED_WINDOW_MS = 1000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -26,11 +28,13 @@ export interface LedgerWriterSpec<Entry, Delta extends { requests: number }> ext
  * partner): entries are summed per row for BATCH_WINDOW_MS and sent as one batch per ledger,
  * retried with backoff under the same batch id, so a retry never counts twice and a crash of
  * the ledger object loses nothing. The ledger applies each id once (AppliedBatches). The
- * caller keeps the isolate alive with waitUntil(record(...)) until the batch its window sent
- * is durable (an entry another request's window took is kept alive by that request).
+ * caller keeps the isolate alive with waitUntil(record(...)): the first caller of a window
+ * until the window's batch is durable, the others not at all (the first one covers them).
  */
 export class BatchedLedgerWriter<Entry, Delta extends { requests: number }> {
   private pending: PendingDeltas<Entry, Delta>;
+  /** When the open window's batch is sent (null: no window open). */
+  private windowClosesAt: number | null = null;
   /** Requests given up on after every retry failed (also logged with their batch). */
   lost = 0;
 
@@ -39,14 +43,18 @@ export class BatchedLedgerWriter<Entry, Delta extends { requests: number }> {
   }
 
   /**
-   * Adds the entry; after the window, sends whatever is pending then (this entry and every
-   * other recorded meanwhile), unless another request's window sent it first. Each caller
-   * waits on its own timer: no promise is shared between requests, because the runtime
-   * cancels a continuation that another request's I/O resolves.
+   * Adds the entry. The first entry of a window sends the window's batch when it closes (its
+   * caller's promise covers the write); the others return at once, their entries riding in
+   * that batch. No promise is shared between requests (the runtime cancels a continuation that
+   * another request's I/O resolves), and a window whose sender never came back is reopened.
    */
   async record(env: Env, ledger: string, entry: Entry): Promise<void> {
     this.pending.add(ledger, entry);
+    const now = Date.now();
+    if (this.windowClosesAt !== null && now < this.windowClosesAt + ABANDONED_WINDOW_MS) return;
+    this.windowClosesAt = now + BATCH_WINDOW_MS;
     await sleep(BATCH_WINDOW_MS);
+    this.windowClosesAt = null;
     const work = this.pending.take();
     await Promise.all(work.map(([ledger, deltas]) => this.write(env, ledger, { id: crypto.randomUUID(), deltas })));
   }

@@ -9,7 +9,7 @@ import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_TTFT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
 import { REQUEST_ID_HEADER } from "../request-id";
-import { meterBody, type Metered } from "../ledger/meter";
+import { meterBody, type MeteredBody } from "../ledger/meter";
 import { acquireSlot, authenticateTenant, TenantUsageRecorder, tenantUsageEntry } from "../tenants";
 import { usageEntry } from "../usage";
 
@@ -80,15 +80,16 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, authenticateTenant, de
   // once for every ledger (this tenant's, and the carrier's offload ledger).
   const startedAt = Date.now();
   const metered = await meterBody(outcome.response, c.req.raw.signal);
-  waitUntil(slot.holdUntil(metered.ended));
+  // A body already in hand frees its slot now; a stream holds it (renewed) until it ends.
+  if (metered.whole) slot.release();
+  else waitUntil(slot.holdUntil(metered.ended));
   waitUntil(
     metered.ended.then((end) => {
       isolate.metrics.countTenantTokens(tenant.id, end.tokens?.promptTokens ?? 0, end.tokens?.completionTokens ?? 0);
       return tenantUsage.record(c.env, tenant.id, tenantUsageEntry(tenant.keyId, startedAt, end));
     }),
   );
-  const response = await servedToTenant({ ...outcome, response: new Response(metered.body, outcome.response) }, decision, c, slot.headers, metered.ended);
-  return response;
+  return servedResponse(outcome, metered, decision, c, slot.headers);
 });
 
 /** The proxy call: signed for the chosen node, failover as the request allows. */
@@ -105,53 +106,53 @@ async function proxyProtected(request: Request, decision: Decision, requestId: s
   });
 }
 
-/** The served response with the tenant's rate-limit headers. */
-async function servedToTenant(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>, ended: Promise<Metered>): Promise<Response> {
-  const response = await servedResponse(outcome, decision, c, ended);
-  for (const [name, value] of Object.entries(limitHeaders)) response.headers.set(name, value);
-  return response;
-}
-
-/** Plain or carrier traffic: the routing headers, and for carrier traffic the offload ledger. */
-async function servedResponse(outcome: ProxyOutcome, decision: Decision, c: Context<ClientApp>, ended: Promise<Metered>): Promise<Response> {
+/**
+ * The response as served, built once: the node's status and headers, the metered body, the
+ * headers that say who served it and how it was routed, the tenant's rate-limit headers, and
+ * for carrier traffic its ledger entry.
+ */
+function servedResponse(outcome: ProxyOutcome, metered: MeteredBody, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>): Response {
   const { carrier } = decision;
-  if (carrier === null) return served(outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
-  // Carrier traffic: the bytes the subscriber actually took (the body's one meter) go to the ledger.
   const node = outcome.node;
-  const routeName = node.kind === "hotspot" ? "offload" : "backbone";
-  const response = served(outcome, decision, routeName, c.var.requestId);
-  response.headers.set("x-meridian-carrier", carrier.partner.id);
-  response.headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
-  const startedAt = Date.now();
-  c.executionCtx.waitUntil(
-    ended.then((end) =>
-      isolate.usage.record(
-        c.env,
-        carrier.partner.id,
-        usageEntry({
-        startedAt,
-        node: node.id,
-        region: carrier.offload.clientRegion ?? node.region,
-        route: routeName,
-        end,
-        flagged: node.geoFlag !== undefined,
-        creditMbps: routeName === "offload" ? (node.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
-        }),
+  const headers = new Headers(outcome.response.headers);
+  if (carrier === null) {
+    routingHeaders(headers, outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
+  } else {
+    // Carrier traffic: the bytes the subscriber actually took (the body's one meter) go to the ledger.
+    const routeName = node.kind === "hotspot" ? "offload" : "backbone";
+    routingHeaders(headers, outcome, decision, routeName, c.var.requestId);
+    headers.set("x-meridian-carrier", carrier.partner.id);
+    headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
+    const startedAt = Date.now();
+    c.executionCtx.waitUntil(
+      metered.ended.then((end) =>
+        isolate.usage.record(
+          c.env,
+          carrier.partner.id,
+          usageEntry({
+            startedAt,
+            node: node.id,
+            region: carrier.offload.clientRegion ?? node.region,
+            route: routeName,
+            end,
+            flagged: node.geoFlag !== undefined,
+            creditMbps: routeName === "offload" ? (node.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
+          }),
+        ),
       ),
-    ),
-  );
-  return response;
+    );
+  }
+  for (const [name, value] of Object.entries(limitHeaders)) headers.set(name, value);
+  return new Response(metered.body, { status: outcome.response.status, statusText: outcome.response.statusText, headers });
 }
 
-/** The node's response with the headers that say who served it and how it was routed. */
-function served(outcome: ProxyOutcome, decision: Decision, routeName: string, requestId: string): Response {
-  const response = new Response(outcome.response.body, outcome.response);
-  response.headers.set("x-meridian-node", outcome.node.id);
-  response.headers.set("x-meridian-region", outcome.node.region);
-  response.headers.set("x-meridian-route", routeName);
-  response.headers.set("x-meridian-policy-version", String(decision.policy.version));
-  response.headers.set(REQUEST_ID_HEADER, requestId);
-  return response;
+/** The headers that say who served a response and how it was routed. */
+function routingHeaders(headers: Headers, outcome: ProxyOutcome, decision: Decision, routeName: string, requestId: string): void {
+  headers.set("x-meridian-node", outcome.node.id);
+  headers.set("x-meridian-region", outcome.node.region);
+  headers.set("x-meridian-route", routeName);
+  headers.set("x-meridian-policy-version", String(decision.policy.version));
+  headers.set(REQUEST_ID_HEADER, requestId);
 }
 
 /** Feeds every proxy attempt to this isolate's outlier detector. */

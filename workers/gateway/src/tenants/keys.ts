@@ -25,8 +25,25 @@ export function keyPrefix(key: string): string {
   return `${key.slice(0, TENANT_KEY_PREFIX.length + VISIBLE_CHARS)}…`;
 }
 
+/**
+ * Digests of keys this isolate has seen, so a client's every request does not pay a SHA-256
+ * (tens of µs in workerd). Isolate memory only, bounded; what is stored and compared stays
+ * the digest.
+ */
+const recentDigests = new Map<string, string>();
+const RECENT_DIGESTS = 10_000;
+
 /** SHA-256 of a key, lowercase hex: the only form in which keys are stored or cached. */
 export async function hashTenantKey(key: string): Promise<string> {
+  const known = recentDigests.get(key);
+  if (known !== undefined) return known;
+  const hex = await sha256Hex(key);
+  if (recentDigests.size >= RECENT_DIGESTS) recentDigests.clear();
+  recentDigests.set(key, hex);
+  return hex;
+}
+
+async function sha256Hex(key: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
   let hex = "";
   for (const b of digest) hex += b.toString(16).padStart(2, "0");
