@@ -1,7 +1,7 @@
 import { PendingDeltas, type DeltaRules } from "./pending";
 
-/** Entries recorded within this window travel to their ledger as one batch. */
-export const BATCH_WINDOW_MS = 20;
+/** Entries recorded within this window travel to their ledger as one batch: a ledger transaction per isolate per window, whatever the request rate. */
+export const BATCH_WINDOW_MS = 100;
 /** A failed write is retried this many times, backing off; the batch id keeps retries exact. */
 export const WRITE_ATTEMPTS = 6;
 const RETRY_BASE_MS = 100;
