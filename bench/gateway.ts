@@ -25,8 +25,11 @@ const TOKYO = { "x-client-lat": "35.6762", "x-client-lon": "139.6503", "x-client
 let clientAuth: Record<string, string> = {};
 /** The request every target forwards: a one-token chat completion (the node answers at once). */
 const CHAT_PATH = "/v1/chat/completions";
-/** The same chat for every target; no model, so each node answers with its default one. */
-const CHAT_BODY = JSON.stringify({ messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
+/**
+ * The same chat for every target, naming a model every simulated GPU node serves (and the
+ * bench's upstream too): Portkey puts a default model of its own into a chat without one.
+ */
+const CHAT_BODY = JSON.stringify({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
 const JSON_TYPE = { "content-type": "application/json" };
 /** The pinned peer (package.json): Portkey's open-source gateway, as the issue measured it. */
 const PORTKEY_SERVER = join(REPO_ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js");

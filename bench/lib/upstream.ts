@@ -10,7 +10,7 @@
 import { createServer, type Server } from "node:http";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { NodeWorkload, RequestVerifier, createNodeHandler, fetchListener, type FetchHandler, type NodeIdentity } from "@meridian/node-agent";
+import { NodeWorkload, RequestVerifier, createNodeHandler, fetchListener, modelsFor, type FetchHandler, type NodeIdentity } from "@meridian/node-agent";
 
 /** Lets every request through: the benchmark's upstream serves signed and unsigned callers alike. */
 class AcceptingVerifier extends RequestVerifier {
@@ -20,7 +20,9 @@ class AcceptingVerifier extends RequestVerifier {
 }
 
 /** A GPU node that answers chat completions at once: the gateway part's upstream. */
-export const benchGpu = (id: string): NodeIdentity => ({ id, kind: "gpu", region: "nrt", capacity: 1_000_000, gpu: { class: "h100", vramGb: 80, count: 8 } });
+const BENCH_GPU = { class: "h100", vramGb: 80, count: 8 } as const;
+/** Every node of the upstream serves what a simulated node of its hardware advertises, so a chat may name its model. */
+export const benchGpu = (id: string): NodeIdentity => ({ id, kind: "gpu", region: "nrt", capacity: 1_000_000, gpu: { ...BENCH_GPU }, models: modelsFor(BENCH_GPU) });
 
 /** An HTTP server answering /n/<id>/... as the node `identityOf(id)` would, signature check left out. */
 export function createUpstreamServer(identityOf: (id: string) => NodeIdentity): Server {
