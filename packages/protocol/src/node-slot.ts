@@ -15,9 +15,14 @@ export function gpuClassCode(gpuClass: GpuClass | undefined): number {
 export const SLOT_COUNT = GPU_CLASSES.length + 3;
 
 export function slotOf(kind: NodeKind, gpuClass: GpuClass | undefined): number {
+  return slotOfCode(kind, gpuClass, gpuClassCode(gpuClass));
+}
+
+/** slotOf for a caller that has looked up `gpuClassCode(gpuClass)` already (the fleet index, per change). */
+export function slotOfCode(kind: NodeKind, gpuClass: GpuClass | undefined, classCode: number): number {
   if (kind === "hotspot") return 0;
   if (kind === "carrier") return 1;
-  return gpuClass === undefined ? SLOT_COUNT - 1 : 1 + gpuClassCode(gpuClass);
+  return gpuClass === undefined ? SLOT_COUNT - 1 : 1 + classCode;
 }
 
 /** The node kind and class a slot stands for (the inverse of slotOf). */

@@ -1,4 +1,4 @@
-import { SLOT_COUNT, gpuClassCode, slotOf, type NodeKind, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
+import { SLOT_COUNT, gpuClassCode, slotOfCode, type NodeKind, type NodeRecord, type NodeUpdate } from "@meridian/protocol";
 import { REGIONS, regionIndex } from "@meridian/regions";
 import { hash32 } from "./affinity";
 
@@ -301,7 +301,8 @@ export class FleetIndex {
     const health = r.health;
     const gpuClass = gpu === undefined ? undefined : gpu.class;
     this.kind[i] = KIND_CODE[r.kind];
-    this.gpuClass[i] = gpuClassCode(gpuClass);
+    const classCode = gpuClassCode(gpuClass);
+    this.gpuClass[i] = classCode;
     this.vramGb[i] = gpu === undefined ? 0 : gpu.vramGb;
     this.healthy[i] = health === "healthy" || health === "suspect" ? 1 : 0;
     this.penaltyMs[i] = (health === "suspect" ? SUSPECT_PENALTY_MS : 0) + (r.geoFlag !== undefined ? GEO_FLAG_PENALTY_MS : 0);
@@ -309,7 +310,7 @@ export class FleetIndex {
     this.returnedAt[i] = health === "healthy" && returnedAt !== undefined ? returnedAt : 0;
     this.free[i] = r.free;
     this.load[i] = r.load;
-    this.slot[i] = slotOf(r.kind, gpuClass);
+    this.slot[i] = slotOfCode(r.kind, gpuClass, classCode);
   }
 
   private remove(at: number, touched: number[]): void {

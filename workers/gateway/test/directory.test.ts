@@ -1,10 +1,10 @@
-import type { NodeRecord, NodeUpdate } from "@meridian/protocol";
+import type { NodeUpdate } from "@meridian/protocol";
 import { env, evictDurableObject, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { CHANGE_LOG_LIMIT } from "@meridian/routing";
 import type { Directory, DirectoryAnswer } from "../src/directory";
 import type { RegionHub } from "../src/hub/region-hub";
-import { eventually, joinNode } from "./helpers";
+import { eventually, joinNode, nodeRecord, QUIET_REGION } from "./helpers";
 
 /**
  * The Directory called directly, each test on its own instance (its own name, so its own
@@ -12,28 +12,8 @@ import { eventually, joinNode } from "./helpers";
  */
 const freshDirectory = () => env.DIRECTORY.getByName(`directory-test-${crypto.randomUUID()}`);
 
-/** A region no other gateway test puts nodes in, so its hub holds only this file's sockets. */
-const QUIET_REGION = "vie";
 
-function record(id: string, seq: number, over: Partial<NodeRecord> = {}): NodeRecord {
-  return {
-    id,
-    kind: "gpu",
-    region: QUIET_REGION,
-    gpu: { class: "h100", vramGb: 80, count: 8 },
-    capacity: 8,
-    endpoint: `http://node-${id}.test`,
-    health: "healthy",
-    healthReason: "hello",
-    healthSince: 0,
-    load: 0,
-    inFlight: 0,
-    free: 8,
-    connectedAt: 0,
-    seq,
-    ...over,
-  };
-}
+const record = nodeRecord;
 
 const gone = (id: string, seq: number): NodeUpdate => ({ id, region: QUIET_REGION, gone: true, seq });
 

@@ -1,4 +1,4 @@
-import { GatewayMessageSchema, PROTOCOL_VERSION, type GatewayMessage, type Hello } from "@meridian/protocol";
+import { GatewayMessageSchema, PROTOCOL_VERSION, type GatewayMessage, type Hello, type NodeRecord } from "@meridian/protocol";
 import { SELF, env } from "cloudflare:test";
 
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
@@ -124,4 +124,28 @@ export const TOKYO_HEADERS = { ...CLIENT_KEY, "x-client-lat": "35.6762", "x-clie
 export async function routeBody(headers: Record<string, string>): Promise<Record<string, unknown>> {
   const res = await SELF.fetch(`${BASE}/route`, { headers });
   return (await res.json()) as Record<string, unknown>;
+}
+
+/** A region no other gateway test puts nodes in, so its hub holds only the sockets of the test that uses it. */
+export const QUIET_REGION = "vie";
+
+/** A healthy H100 node's record in QUIET_REGION, as a hub would push it (for tests that feed the Directory directly). */
+export function nodeRecord(id: string, seq: number, over: Partial<NodeRecord> = {}): NodeRecord {
+  return {
+    id,
+    kind: "gpu",
+    region: QUIET_REGION,
+    gpu: { class: "h100", vramGb: 80, count: 8 },
+    capacity: 8,
+    endpoint: `http://node-${id}.test`,
+    health: "healthy",
+    healthReason: "hello",
+    healthSince: 0,
+    load: 0,
+    inFlight: 0,
+    free: 8,
+    connectedAt: 0,
+    seq,
+    ...over,
+  };
 }

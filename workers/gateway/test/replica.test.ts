@@ -1,4 +1,4 @@
-import { decodeFleetAnswer, encodeFleetAnswer, type FleetAnswer, type NodeRecord } from "@meridian/protocol";
+import { decodeFleetAnswer, encodeFleetAnswer, type FleetAnswer } from "@meridian/protocol";
 import { CHANGE_LOG_LIMIT, FleetLog } from "@meridian/routing";
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -6,7 +6,7 @@ import type { Directory } from "../src/directory";
 import type { DirectoryReplica } from "../src/directory-replica";
 import { directory, directoryReplica } from "../src/durable";
 import { FleetCache, headHeaders } from "../src/fleet-cache";
-import { eventually } from "./helpers";
+import { eventually, nodeRecord } from "./helpers";
 
 /**
  * The fan-out tree on the worker side: the primary Directory's stream to DirectoryReplica
@@ -15,27 +15,7 @@ import { eventually } from "./helpers";
  * file's objects; node ids are unique per test.
  */
 
-const REGION = "vie";
-
-function record(id: string, seq: number, over: Partial<NodeRecord> = {}): NodeRecord {
-  return {
-    id,
-    kind: "gpu",
-    region: REGION,
-    gpu: { class: "h100", vramGb: 80, count: 8 },
-    capacity: 8,
-    endpoint: `http://node-${id}.test`,
-    health: "healthy",
-    healthReason: "hello",
-    healthSince: 0,
-    load: 0,
-    inFlight: 0,
-    free: 8,
-    connectedAt: 0,
-    seq,
-    ...over,
-  };
-}
+const record = nodeRecord;
 
 const uid = () => crypto.randomUUID().slice(0, 8);
 const replicaName = () => `replica-test-${uid()}`;
