@@ -49,12 +49,13 @@ describe("passive outlier ejection", () => {
     await joinNode("gru-flaky", "gru", { kind: "hotspot" });
     await joinNode("gru-steady", "gru", { kind: "hotspot" });
     await joinNode("eze-steady", "eze", { kind: "hotspot" });
-    // gru-flaky sorts first among equals, so it is the primary until ejected.
+    // gru-flaky sorts first among equals, so it is the primary until ejected. Waited for in
+    // what the routing isolate sees (/route), not in the primary Directory (/admin/fleet):
+    // the isolate's copy comes through a replica and may be a moment behind.
     await eventually(async () => {
-      const body = (await (await SELF.fetch(`${BASE}/route`, { headers: SAO_PAULO })).json()) as { node: { id: string } | null; fleetSize: number };
+      const body = (await (await SELF.fetch(`${BASE}/route`, { headers: SAO_PAULO })).json()) as { node: { id: string } | null; fallbacks: { id: string }[] };
       expect(body.node?.id).toBe("gru-flaky");
-      const fleet = (await (await SELF.fetch(`${BASE}/admin/fleet`, { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` } })).json()) as { nodes: { id: string }[] };
-      expect(fleet.nodes.map((n) => n.id)).toEqual(expect.arrayContaining(["gru-steady", "eze-steady"]));
+      expect(body.fallbacks[0]?.id).toBe("gru-steady");
     });
     vi.spyOn(globalThis, "fetch").mockImplementation(async (input) => {
       const url = input instanceof Request ? input.url : String(input);
