@@ -161,7 +161,7 @@ export class Directory extends DurableObject<Env> {
   private loadReplicas(): void {
     this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS replicas (name TEXT PRIMARY KEY)");
     for (const row of this.ctx.storage.sql.exec<{ name: string }>("SELECT name FROM replicas")) {
-      this.replicas.set(row.name, { epoch: null, version: 0, policyVersion: 0, carriersVersion: 0, lastSentAt: Number.NEGATIVE_INFINITY });
+      this.replicas.set(row.name, unfedReplica());
     }
     // After a restart the replicas still serve the old epoch: they get the new one (a full copy) soon.
     this.streamSoon();
@@ -178,7 +178,7 @@ export class Directory extends DurableObject<Env> {
     if (feed === undefined) {
       if (this.replicas.size >= REPLICA_LIMIT) throw new Error(`more than ${REPLICA_LIMIT} directory replicas`);
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO replicas (name) VALUES (?)", name);
-      feed = { epoch: null, version: 0, policyVersion: 0, carriersVersion: 0, lastSentAt: Number.NEGATIVE_INFINITY };
+      feed = unfedReplica();
       this.replicas.set(name, feed);
     }
     const answer = this.fleet.since(epoch, version);
@@ -213,24 +213,38 @@ export class Directory extends DurableObject<Env> {
     this.streamScheduled = false;
     await this.recovered;
     const now = Date.now();
-    await Promise.all([...this.replicas].map(([name, feed]) => this.streamTo(name, feed, now)));
+    // Replicas at one position get the same frame: encoded once per round.
+    const frames = new Map<string, Uint8Array>();
+    await Promise.all([...this.replicas].map(([name, feed]) => this.streamTo(name, feed, now, frames)));
     const here = this.position;
     if ([...this.replicas.values()].some((feed) => replicaFrameDue(Number.NEGATIVE_INFINITY, now, feed, here))) this.streamSoon();
   }
 
-  private async streamTo(name: string, feed: ReplicaFeed, now: number): Promise<void> {
+  private async streamTo(name: string, feed: ReplicaFeed, now: number, frames: Map<string, Uint8Array>): Promise<void> {
     if (!replicaFrameDue(feed.lastSentAt, now, feed, this.position)) return;
     feed.lastSentAt = now;
     const replica = directoryReplica(this.env, name);
+    const encoded = (epoch: string | null, version: number): { full: boolean; bytes: Uint8Array } => {
+      const frame = this.fleet.since(epoch, version);
+      const key = frame.kind === "full" ? "full" : `${version}`;
+      let bytes = frames.get(key);
+      if (bytes === undefined) frames.set(key, (bytes = encodeForFeed(frame)));
+      return { full: frame.kind === "full", bytes };
+    };
     try {
-      const frame = this.fleet.since(feed.epoch, feed.version);
-      let held = await replica.applyFrame(frame.kind === "full" ? null : feed.version, encodeForFeed(frame));
+      const frame = encoded(feed.epoch, feed.version);
+      let held = await replica.applyFrame(frame.full ? null : feed.version, frame.bytes);
       // The delta did not join (the replica restarted, or missed a frame): a full copy now.
-      held ??= await replica.applyFrame(null, encodeForFeed(this.fleet.since(null, 0)));
+      held ??= await replica.applyFrame(null, encoded(null, 0).bytes);
       if (held !== null) Object.assign(feed, held);
     } catch (err) {
       // The next round tries again from the same position (a delta joins onto what it may have taken).
       console.error(JSON.stringify({ at: "directory.stream", replica: name, error: String(err) }));
     }
   }
+}
+
+/** A replica the stream has sent nothing yet: behind on every count, due at once. */
+function unfedReplica(): ReplicaFeed {
+  return { epoch: null, version: 0, policyVersion: 0, carriersVersion: 0, lastSentAt: Number.NEGATIVE_INFINITY };
 }

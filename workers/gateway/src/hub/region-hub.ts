@@ -131,7 +131,7 @@ export class RegionHub extends DurableObject<Env> {
     }
     // A socket for another region or cell would make this hub report a node it does not own.
     if (ticket.claims.region !== this.region || ticket.cell !== this.cell) {
-      return new Response(`internal: node ${ticket.claims.id} belongs to hub ${hubName(ticket.claims.region, ticket.cell)}, not ${hubName(this.region, this.cell)}`, { status: 400 });
+      return new Response(`internal: node ${ticket.claims.id} belongs to hub ${hubName(ticket.claims.region, ticket.cell)}, not ${this.name}`, { status: 400 });
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];

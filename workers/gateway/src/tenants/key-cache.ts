@@ -1,3 +1,4 @@
+import { waitWhile } from "../own-timers";
 import { sameHash } from "./keys";
 import type { KeyStore, ResolvedKey } from "./types";
 
@@ -8,8 +9,6 @@ export const SYNC_SOFT_MS = 250;
  * cache: with the store's answer at most this old, a revocation reaches every isolate within 1 s.
  */
 export const SYNC_HARD_MS = 750;
-/** How often a lookup waiting for another request's poll looks whether it has ended. */
-const SYNC_WAIT_POLL_MS = 2;
 /** Unknown keys are remembered (so a flood of bad keys does not reach the store) up to this many. */
 const NEGATIVE_LIMIT = 10_000;
 const POSITIVE_LIMIT = 100_000;
@@ -64,10 +63,8 @@ export class TenantKeyCache<E> {
       return syncing;
     }
     const sentBefore = this.syncSentAt;
-    const giveUpAt = Date.now() + SYNC_HARD_MS;
-    while (this.syncing === underWay && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, SYNC_WAIT_POLL_MS));
     // A poll that never ended (its request was cancelled) is abandoned, not waited on forever.
-    if (this.syncing === underWay) this.syncing = null;
+    if (!(await waitWhile(() => this.syncing === underWay, SYNC_HARD_MS))) this.syncing = null;
     if (this.syncSentAt === sentBefore) return this.sync(env);
   }
 

@@ -1,5 +1,6 @@
 import type { TenantLimits } from "@meridian/protocol";
 import { HttpError } from "../errors";
+import { waitWhile } from "../own-timers";
 import type { AuthenticatedTenant } from "./authenticate";
 import { tenantLimiter } from "./durable";
 import { GRANT_TTL_MS, GrantHolder, SLOT_LEASE_TTL_MS, type GrantAnswer, type GrantAsk, type TakeResult } from "./grants";
@@ -22,8 +23,6 @@ type WaitUntil = (p: Promise<unknown>) => void;
 
 /** Rounds of asking a request may wait for before it is refused (others may be asking too). */
 const MAX_ASK_ROUNDS = 3;
-/** How often a request waiting for another request's ask looks whether it has ended. */
-const ASK_POLL_MS = 2;
 
 const unavailable = () => new HttpError(503, "limits_unavailable", "the tenant's limits could not be checked; retry shortly", {}, { "retry-after": "1" });
 
@@ -86,7 +85,6 @@ export class TenantGrants {
     }
     this.pendingFinal = final;
     const ask = this.holder.ask(this.clock(), limits, final);
-
     const pending = this.transport(ask, limits)
       .then(
         (answer) => {
@@ -116,9 +114,7 @@ export class TenantGrants {
    */
   private async askUnderWay(): Promise<boolean> {
     const pending = this.pending;
-    const giveUpAt = this.clock() + GRANT_TTL_MS;
-    while (this.pending === pending && this.clock() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, ASK_POLL_MS));
-    if (this.pending !== pending) return this.lastAnswered;
+    if (await waitWhile(() => this.pending === pending, GRANT_TTL_MS, this.clock)) return this.lastAnswered;
     // An ask that never ended (its request was cancelled) is abandoned, so the next one can go.
     this.pending = null;
     this.holder.failed();
