@@ -47,6 +47,17 @@ async function until(headers: Record<string, string>, predicate: (node: string |
   throw new Error(`condition not met within ${timeoutMs} ms (last routed node: ${last})`);
 }
 
+/** Polls /route until `id` is among the fallbacks of the decision for `headers`. */
+async function fallbackKnown(headers: Record<string, string>, id: string, timeoutMs: number): Promise<void> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    const body = (await (await fetch(`${gateway.url}/route`, { headers })).json()) as { fallbacks?: { id: string }[] };
+    if (body.fallbacks?.some((f) => f.id === id)) return;
+    await sleep(25);
+  }
+  throw new Error(`${id} not among the fallbacks within ${timeoutMs} ms`);
+}
+
 beforeAll(async () => {
   const { secrets } = ensureDevVars();
   stateDir = mkdtempSync(join(tmpdir(), "meridian-e2e-"));
@@ -118,6 +129,9 @@ describe("gateway end to end", () => {
   it("moves the next request to the next-nearest node at once when the serving agent is killed -9", async () => {
     const victim = agents.get("e2e-nrt-h100");
     if (!victim) throw new Error("missing agent");
+    // Precondition: the routing isolate knows the fallback (its copy of the fleet comes through
+    // a replica, so a node that joined last may be a moment behind the others).
+    await fallbackKnown({ ...TOKYO, "x-meridian-gpu": "h100" }, "e2e-kix-h100", 30_000);
     victim.process.kill("SIGKILL");
     const killedAt = performance.now();
     // The very next request: either the snapshot already knows, or the in-band retry saves it.
