@@ -436,7 +436,11 @@ export class NodeConnection extends EventEmitter<NodeConnectionEvents> {
     // The gateway has the final word on the interval, within the protocol's bounds.
     this.heartbeatMs = Math.min(HEARTBEAT_MS_MAX, Math.max(HEARTBEAT_MS_MIN, welcome.heartbeatMs));
     const pulse: Pulse = {
-      nextTickAt: Date.now() + this.heartbeatMs,
+      // The rhythm starts at a random point of the first interval: nodes that (re)connect
+      // together, after a gateway deploy or a simulator start, would otherwise beat in step
+      // and reach their hub as one burst every interval, forever. The one shorter first gap is
+      // folded in by the gateway's detector like jitter.
+      nextTickAt: Date.now() + this.heartbeatMs - Math.floor(this.random() * this.heartbeatMs),
       cancelTick: undefined,
       lastHeartbeat: undefined,
       intervalsSinceHeartbeat: 0,
