@@ -18,6 +18,13 @@ export const CLOCK_TIMING = {
    * unreachable or lost its timetable), the hub sweeps by itself and signs up again.
    */
   backstopMs: 60_000,
+  /**
+   * Wake-ups in flight at once. Hubs due in the same tick are woken a few at a time, so that
+   * where hubs share a thread with client requests (one process locally) a tick's sweeps
+   * interleave with requests instead of holding them for the whole burst; at a few ms per
+   * RPC this still wakes thousands of hubs a second.
+   */
+  wakesInFlight: 4,
 } as const;
 
 export class WakeSchedule {
