@@ -4,8 +4,12 @@ import { directory } from "../durable";
 /** Coalescing window for pushes to the Directory: bursts of joins travel as one call. */
 const PUSH_DELAY_MS = 25;
 const PUSH_RETRY_MS = 1000;
-/** Heartbeat counts go to the Directory at most this often. */
-const HEARTBEAT_REPORT_MS = 1000;
+/**
+ * Heartbeat counts go to the Directory at most this often. They feed only a /metrics counter,
+ * and every report is a call into the one primary Directory from every hub: once a second per
+ * hub was most of the Directory's calls and of the hubs' idle work.
+ */
+const HEARTBEAT_REPORT_MS = 10_000;
 
 /**
  * A hub's outbox to the Directory: whole-record updates, latest per node, sent in batches
@@ -57,7 +61,7 @@ export class DirectoryPush {
     }
   }
 
-  /** Heartbeat counts, piggybacked on the liveness sweep, at most once a second. */
+  /** Heartbeat counts, piggybacked on the liveness sweep, at most every HEARTBEAT_REPORT_MS. */
   async reportHeartbeats(region: string, now: number): Promise<void> {
     if (this.heartbeatsUnreported === 0 || now - this.heartbeatsReportedAt < HEARTBEAT_REPORT_MS) return;
     const count = this.heartbeatsUnreported;
