@@ -138,11 +138,13 @@ function resumed(chunks: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8
   });
 }
 
+const utf8 = new TextDecoder();
+
 /** `model`, `user` / `prompt_cache_key` and `stream` of a JSON body; anything else is the node's business. */
 function bodyFields(bytes: Uint8Array): BodyFields {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
+    json = JSON.parse(utf8.decode(bytes));
   } catch {
     // Not JSON: the node refuses it in its own words; routing goes on without the fields.
     return NO_FIELDS;

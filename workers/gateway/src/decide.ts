@@ -43,11 +43,17 @@ export interface Decision {
 
 export type DecisionVariables = { decision: Decision } & TenantVariables;
 
-/** Reads the request once, ranks the fleet under the policy, and puts the Decision on c.var. */
+/** `decideFor` as middleware: puts the Decision on c.var (after authenticateTenant). */
 export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVariables }>(async (c, next) => {
-  const client = await readClientRequest(c.req.raw, c.env);
+  c.set("decision", await decideFor(c.req.raw, c.env, c.var.tenant, (p) => c.executionCtx.waitUntil(p)));
+  await next();
+});
+
+/** Reads the request once and ranks the fleet under the policy for `tenant`. */
+export async function decideFor(request: Request, env: Env, tenant: AuthenticatedTenant | null, waitUntil: (p: Promise<unknown>) => void): Promise<Decision> {
+  const client = await readClientRequest(request, env);
   isolate.fleet.locate(client.location);
-  const pending = isolate.fleet.view(c.env, (p) => c.executionCtx.waitUntil(p));
+  const pending = isolate.fleet.view(env, waitUntil);
   const view = pending instanceof Promise ? await pending : pending;
   const { index, policy } = view;
   // Fail closed: without a policy nobody knows what is allowed, so nothing is routed.
@@ -59,7 +65,6 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
   if (model !== undefined && index.modelCount(model) === 0) {
     throw new HttpError(404, "model_not_found", `The model \`${model}\` does not exist or no node serves it; GET /v1/models lists the models you can use.`, { param: "model" });
   }
-  const tenant = c.var.tenant;
   // A tenant's residency the policy does not enforce cannot be kept: fail closed.
   if (tenant?.residency !== undefined && !policy.residencies.has(tenant.residency)) {
     throw new HttpError(503, "tenant_residency_unenforced", `tenant ${tenant.id} must stay in residency "${tenant.residency}", which no rule of policy v${policy.version} enforces`, {}, { "retry-after": RETRY_AFTER_S });
@@ -86,9 +91,8 @@ export const decide = createMiddleware<{ Bindings: Env; Variables: DecisionVaria
     decided = offload;
   }
   isolate.metrics.observeDecision(decided.examined);
-  c.set("decision", { client, index, policy, judge, candidates: decided.candidates, carrier, tenant });
-  await next();
-});
+  return { client, index, policy, judge, candidates: decided.candidates, carrier, tenant };
+}
 
 /** Why nothing qualified: 451 when the policy refused nodes that could otherwise serve, else 503. */
 export function refusal(decision: Decision): HttpError {

@@ -4,13 +4,13 @@ import { explainExclusions, hotspotCensus, type Candidate } from "@meridian/rout
 import { Hono, type Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { credentialKeys } from "../credentials";
-import { decide, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
+import { decide, decideFor, exclusionFilter, POLICY_REASON, refusal, type Decision, type DecisionVariables } from "../decide";
 import { errorBody, HttpError } from "../errors";
 import { isolate } from "../isolate";
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_TTFT_MS, LOOP_HEADER, proxyToCandidates, type ProxyOutcome } from "../proxy";
 import { REQUEST_ID_HEADER } from "../request-id";
 import { meterBody, type MeteredBody } from "../ledger/meter";
-import { acquireSlot, authenticateTenant, TenantUsageRecorder, tenantUsageEntry } from "../tenants";
+import { acquireSlot, authenticateTenant, tenantOf, TenantUsageRecorder, tenantUsageEntry, type AuthenticatedTenant } from "../tenants";
 import { usageEntry } from "../usage";
 
 type ClientApp = { Bindings: Env; Variables: DecisionVariables };
@@ -18,29 +18,41 @@ type ClientApp = { Bindings: Env; Variables: DecisionVariables };
 /** The client side of the gateway: `/route` explains a decision, `/v1/*` acts on it. */
 export const clientRoutes = new Hono<ClientApp>();
 
-/** Counts every client request by route, outcome and status (errors included: onError has run). */
-const countOutcome = (routeName: string) =>
+/** How a served response was routed: what the counters and the request event record. */
+interface ServedBy {
+  route: string;
+  region: string;
+  node: string;
+}
+
+/**
+ * Counts one client request by route, outcome and status, per tenant, and as one Analytics
+ * Engine data point across isolates (non-blocking; the runtime batches them).
+ */
+function countOutcome(env: Env, routeName: string, status: number, served: ServedBy | null, decision: Decision | null, tenant: AuthenticatedTenant | null): void {
+  const outcome = served?.route ?? OUTCOME_BY_STATUS[status] ?? (status < 400 ? "answered" : "error");
+  isolate.metrics.countRequest(routeName, outcome, status);
+  env.REQUEST_EVENTS?.writeDataPoint({
+    indexes: [routeName],
+    blobs: [outcome, decision?.client.country ?? "", served?.region ?? "", served?.node ?? ""],
+    doubles: [status, decision?.candidates.length ?? 0],
+  });
+  if (tenant) isolate.metrics.countTenantRequest(tenant.id, served !== null ? "served" : status === 200 ? "answered" : (TENANT_REFUSALS[status] ?? "error"));
+}
+
+/** countOutcome for the middleware-chained routes (errors included: onError has run). */
+const counted = (routeName: string) =>
   createMiddleware<ClientApp>(async (c, next) => {
     await next();
-    const status = c.res.status;
-    const outcome = c.res.headers.get("x-meridian-route") ?? OUTCOME_BY_STATUS[status] ?? (status < 400 ? "answered" : "error");
-    isolate.metrics.countRequest(routeName, outcome, status);
-    // Across isolates: one data point per request (non-blocking; the runtime batches them).
     const decision = c.get("decision") as Decision | undefined;
-    c.env.REQUEST_EVENTS?.writeDataPoint({
-      indexes: [routeName],
-      blobs: [outcome, decision?.client.country ?? "", c.res.headers.get("x-meridian-region") ?? "", c.res.headers.get("x-meridian-node") ?? ""],
-      doubles: [status, decision?.candidates.length ?? 0],
-    });
-    const tenant = c.var.tenant;
-    if (tenant) isolate.metrics.countTenantRequest(tenant.id, c.res.headers.get("x-meridian-route") !== null ? "served" : status === 200 ? "answered" : (TENANT_REFUSALS[status] ?? "error"));
+    countOutcome(c.env, routeName, c.res.status, null, decision ?? null, c.get("tenant") ?? null);
   });
 const TENANT_REFUSALS: Record<number, string> = { 429: "rate_limited", 451: "blocked_by_policy", 503: "unavailable", 400: "bad_request", 502: "upstream_failed" };
 /** Per-isolate writer of the tenants' usage ledgers. */
 const tenantUsage = new TenantUsageRecorder();
 const OUTCOME_BY_STATUS: Record<number, string> = { 400: "bad_request", 451: "blocked_by_policy", 502: "upstream_failed", 503: "unavailable" };
 
-clientRoutes.get("/route", countOutcome("/route"), authenticateTenant, decide, (c) => {
+clientRoutes.get("/route", counted("/route"), authenticateTenant, decide, (c) => {
   const decision = c.var.decision;
   const body = explain(decision);
   if (decision.candidates.length === 0) {
@@ -52,20 +64,40 @@ clientRoutes.get("/route", countOutcome("/route"), authenticateTenant, decide, (
 });
 
 /** A request that carries this deployment's own forwarding mark came back through a node: 508. */
-const loopGuard = createMiddleware<ClientApp>(async (c, next) => {
-  const mark = c.req.header(LOOP_HEADER);
-  if (mark !== undefined && mark === (await isolate.signer.mark(await credentialKeys(c.env)))) {
+async function refuseLoop(request: Request, env: Env): Promise<void> {
+  const mark = request.headers.get(LOOP_HEADER);
+  if (mark !== null && mark === (await isolate.signer.mark(await credentialKeys(env)))) {
     throw new HttpError(508, "loop_detected", "this request was forwarded by this gateway already: a node's endpoint points back at the gateway");
   }
-  await next();
+}
+
+/**
+ * The OpenAI surface, the hot path: one handler that runs the same steps as the chained
+ * routes (loop guard, tenant key, decision, limit slot, proxy, meter, counters) as plain
+ * calls, without a middleware hop per step. Errors go to app.onError like everywhere else.
+ */
+clientRoutes.all("/v1/*", async (c) => {
+  const request = c.req.raw;
+  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  let tenant: AuthenticatedTenant | null = null;
+  let decision: Decision | null = null;
+  try {
+    await refuseLoop(request, c.env);
+    tenant = await tenantOf(request, c.env, waitUntil);
+    if (tenant === null) throw new HttpError(401, "missing_api_key", "send your tenant key as Authorization: Bearer <key>");
+    decision = await decideFor(request, c.env, tenant, waitUntil);
+    const served = await serve(c, decision, tenant, waitUntil);
+    countOutcome(c.env, "/v1", served.response.status, served.by, decision, tenant);
+    return served.response;
+  } catch (err) {
+    countOutcome(c.env, "/v1", err instanceof HttpError ? err.status : 500, null, decision, tenant);
+    throw err;
+  }
 });
 
-clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, authenticateTenant, decide, async (c) => {
-  const decision = c.var.decision;
-  const tenant = decision.tenant;
-  if (tenant === null) throw new HttpError(401, "missing_api_key", "send your tenant key as Authorization: Bearer <key>");
+/** A decided request, proxied under the tenant's limit slot and metered for every ledger. */
+async function serve(c: Context<ClientApp>, decision: Decision, tenant: AuthenticatedTenant, waitUntil: (p: Promise<unknown>) => void): Promise<{ response: Response; by: ServedBy }> {
   // The tenant's limits hold across isolates: a slot from its limiter, released when the body ends.
-  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const slot = await acquireSlot(c.env, tenant, waitUntil);
   let outcome: ProxyOutcome;
   try {
@@ -90,7 +122,7 @@ clientRoutes.all("/v1/*", countOutcome("/v1"), loopGuard, authenticateTenant, de
     }),
   );
   return servedResponse(outcome, metered, decision, c, slot.headers);
-});
+}
 
 /** The proxy call: signed for the chosen node, failover as the request allows. */
 async function proxyProtected(request: Request, decision: Decision, requestId: string, env: Env): Promise<ProxyOutcome> {
@@ -108,21 +140,26 @@ async function proxyProtected(request: Request, decision: Decision, requestId: s
 
 /**
  * The response as served, built once: the node's status and headers, the metered body, the
- * headers that say who served it and how it was routed, the tenant's rate-limit headers, and
- * for carrier traffic its ledger entry.
+ * headers that say who served it and how it was routed (they replace any of the node's own of
+ * those names), the tenant's rate-limit headers, and for carrier traffic its ledger entry.
  */
-function servedResponse(outcome: ProxyOutcome, metered: MeteredBody, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>): Response {
+function servedResponse(outcome: ProxyOutcome, metered: MeteredBody, decision: Decision, c: Context<ClientApp>, limitHeaders: Record<string, string>): { response: Response; by: ServedBy } {
   const { carrier } = decision;
   const node = outcome.node;
-  const headers = new Headers(outcome.response.headers);
-  if (carrier === null) {
-    routingHeaders(headers, outcome, decision, outcome.attempt === 0 ? "primary" : "failover", c.var.requestId);
-  } else {
+  const carrierRoute = carrier === null ? null : node.kind === "hotspot" ? "offload" : "backbone";
+  const routeName = carrierRoute ?? (outcome.attempt === 0 ? "primary" : "failover");
+  const own = new Map<string, string>([
+    ["x-meridian-node", node.id],
+    ["x-meridian-region", node.region],
+    ["x-meridian-route", routeName],
+    ["x-meridian-policy-version", String(decision.policy.version)],
+    [REQUEST_ID_HEADER, c.var.requestId],
+    ...Object.entries(limitHeaders),
+  ]);
+  if (carrier !== null && carrierRoute !== null) {
+    own.set("x-meridian-carrier", carrier.partner.id);
+    own.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
     // Carrier traffic: the bytes the subscriber actually took (the body's one meter) go to the ledger.
-    const routeName = node.kind === "hotspot" ? "offload" : "backbone";
-    routingHeaders(headers, outcome, decision, routeName, c.var.requestId);
-    headers.set("x-meridian-carrier", carrier.partner.id);
-    headers.set("x-meridian-offload-reason", outcome.attempt === 0 ? carrier.offload.reason : "hotspot-failed");
     const startedAt = Date.now();
     c.executionCtx.waitUntil(
       metered.ended.then((end) =>
@@ -133,26 +170,21 @@ function servedResponse(outcome: ProxyOutcome, metered: MeteredBody, decision: D
             startedAt,
             node: node.id,
             region: carrier.offload.clientRegion ?? node.region,
-            route: routeName,
+            route: carrierRoute,
             end,
             flagged: node.geoFlag !== undefined,
-            creditMbps: routeName === "offload" ? (node.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
+            creditMbps: carrierRoute === "offload" ? (node.maxMbps ?? DEFAULT_HOTSPOT_MBPS) : null,
           }),
         ),
       ),
     );
   }
-  for (const [name, value] of Object.entries(limitHeaders)) headers.set(name, value);
-  return new Response(metered.body, { status: outcome.response.status, statusText: outcome.response.statusText, headers });
-}
-
-/** The headers that say who served a response and how it was routed. */
-function routingHeaders(headers: Headers, outcome: ProxyOutcome, decision: Decision, routeName: string, requestId: string): void {
-  headers.set("x-meridian-node", outcome.node.id);
-  headers.set("x-meridian-region", outcome.node.region);
-  headers.set("x-meridian-route", routeName);
-  headers.set("x-meridian-policy-version", String(decision.policy.version));
-  headers.set(REQUEST_ID_HEADER, requestId);
+  // Name-value pairs rather than a Headers copy: one headers object per response, not two.
+  const headers: [string, string][] = [];
+  for (const pair of outcome.response.headers) if (!own.has(pair[0])) headers.push(pair);
+  for (const pair of own) headers.push(pair);
+  const response = new Response(metered.body, { status: outcome.response.status, statusText: outcome.response.statusText, headers });
+  return { response, by: { route: routeName, region: node.region, node: node.id } };
 }
 
 /** Feeds every proxy attempt to this isolate's outlier detector. */

@@ -2,6 +2,7 @@ import type { Tenant } from "@meridian/protocol";
 import { createMiddleware } from "hono/factory";
 import { bearerToken } from "../auth";
 import { HttpError } from "../errors";
+import { pathAndQuery } from "../proxy";
 import { tenantStore } from "./durable";
 import { TenantKeyCache } from "./key-cache";
 import { hashTenantKey, sameHash } from "./keys";
@@ -40,27 +41,30 @@ const unauthorized = (code: string, message: string) => new HttpError(401, code,
  * never forwards Authorization.
  */
 export const authenticateTenant = createMiddleware<{ Bindings: Env; Variables: TenantVariables }>(async (c, next) => {
-  refuseKeyInQuery(c.req.url);
-  const internal = c.req.header(INTERNAL_EXPLAIN_HEADER);
-  if (internal !== undefined && c.req.path === "/route" && sameHash(internal, internalExplainToken())) {
-    const explainFor = c.req.header(EXPLAIN_TENANT_HEADER);
-    if (explainFor === undefined || explainFor === "") c.set("tenant", null);
-    else {
-      const tenant = await tenantStore(c.env).get(explainFor);
-      if (tenant === null) throw new HttpError(404, "unknown_tenant", `no tenant ${explainFor}`);
-      c.set("tenant", { ...tenant, keyId: "console" });
-    }
-    return next();
-  }
-  const authorization = c.req.header("authorization");
-  if (authorization === undefined || authorization.trim() === "") throw unauthorized("missing_api_key", "send your tenant key as Authorization: Bearer <key>");
-  const key = bearerToken(authorization);
-  if (key === null) throw unauthorized("invalid_api_key", "the Authorization header must be Bearer <key>");
-  const resolved = await keyCache.lookup(c.env, await hashTenantKey(key), (p) => c.executionCtx.waitUntil(p));
-  if (resolved === null) throw unauthorized("invalid_api_key", "the key is not valid (unknown or revoked)");
-  c.set("tenant", { ...resolved.tenant, keyId: resolved.keyId });
+  c.set("tenant", await tenantOf(c.req.raw, c.env, (p) => c.executionCtx.waitUntil(p)));
   await next();
 });
+
+/** The tenant a request is made for (see authenticateTenant); throws 401 without a valid key. */
+export async function tenantOf(request: Request, env: Env, waitUntil: (p: Promise<unknown>) => void): Promise<AuthenticatedTenant | null> {
+  refuseKeyInQuery(request.url);
+  const headers = request.headers;
+  const internal = headers.get(INTERNAL_EXPLAIN_HEADER);
+  if (internal !== null && pathAndQuery(request.url).split("?", 1)[0] === "/route" && sameHash(internal, internalExplainToken())) {
+    const explainFor = headers.get(EXPLAIN_TENANT_HEADER);
+    if (explainFor === null || explainFor === "") return null;
+    const tenant = await tenantStore(env).get(explainFor);
+    if (tenant === null) throw new HttpError(404, "unknown_tenant", `no tenant ${explainFor}`);
+    return { ...tenant, keyId: "console" };
+  }
+  const authorization = headers.get("authorization");
+  if (authorization === null || authorization.trim() === "") throw unauthorized("missing_api_key", "send your tenant key as Authorization: Bearer <key>");
+  const key = bearerToken(authorization);
+  if (key === null) throw unauthorized("invalid_api_key", "the Authorization header must be Bearer <key>");
+  const resolved = await keyCache.lookup(env, await hashTenantKey(key), waitUntil);
+  if (resolved === null) throw unauthorized("invalid_api_key", "the key is not valid (unknown or revoked)");
+  return { ...resolved.tenant, keyId: resolved.keyId };
+}
 
 function refuseKeyInQuery(url: string): void {
   const q = url.indexOf("?");
