@@ -7,7 +7,7 @@ import {
   PROTOCOL_VERSION,
   type Welcome,
 } from "@meridian/protocol";
-import { AGENT_VERSION, NodeConnection } from "../src/connection";
+import { AGENT_VERSION, NodeConnection, directRuntime, type ConnectionRuntime } from "../src/connection";
 import { silentLogger } from "../src/log";
 import type { LoadSnapshot, LoadSource } from "../src/workload";
 import { FakeGateway, waitUntil, type FakeNodeSocket } from "./fake-gateway";
@@ -48,7 +48,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(options: { credential?: string; autoWelcome?: boolean } = {}) {
+async function setup(options: { credential?: string; autoWelcome?: boolean; random?: () => number; runtime?: ConnectionRuntime } = {}) {
   const gateway = await FakeGateway.start({ autoWelcome: options.autoWelcome });
   const load = new ManualLoad(10);
   const connection = new NodeConnection({
@@ -64,7 +64,8 @@ async function setup(options: { credential?: string; autoWelcome?: boolean } = {
     logger: silentLogger,
     drainTimeoutMs: 2_000,
     // Reconnect at once so the tests need not wait out a backoff.
-    random: () => 0,
+    random: options.random ?? (() => 0),
+    ...(options.runtime ? { runtime: options.runtime } : {}),
   });
   const events: string[] = [];
   connection.on("connected", () => events.push("connected"));
@@ -86,6 +87,24 @@ const firstSocket = (gateway: FakeGateway): FakeNodeSocket => {
 };
 
 describe("NodeConnection", () => {
+  it("starts its heartbeat rhythm at a random point of the first interval, then keeps the interval", async () => {
+    // The delays the connection asks its timers for, as they are asked.
+    const delays: number[] = [];
+    const runtime: ConnectionRuntime = { ...directRuntime, schedule: (callback, ms) => (delays.push(ms), directRuntime.schedule(callback, ms)) };
+    const { gateway, connection } = await setup({ random: () => 0.8, runtime });
+    // Listeners run inside the welcome, before its first tick is armed.
+    let ticksFrom = Number.POSITIVE_INFINITY;
+    connection.once("connected", () => (ticksFrom = delays.length));
+    connection.start();
+    await waitUntil(() => gateway.sockets.length === 1 && ticksFrom !== Number.POSITIVE_INFINITY, "the welcome");
+    await waitUntil(() => FakeGateway.jsonFrames(firstSocket(gateway)).length + firstSocket(gateway).frames.filter((f) => f === PING_FRAME).length >= 4, "three frames after the hello");
+    const ticks = delays.slice(ticksFrom);
+    // 250 ms interval, random 0.8: the first tick comes 50 ms after the welcome, not 250.
+    expect(ticks[0]).toBeLessThanOrEqual(50);
+    // Then at most one interval apart (less however late the tick before it ran).
+    expect(ticks[1]).toBeLessThanOrEqual(250);
+  });
+
   it("presents the credential, says hello, and heartbeats or pings every interval after welcome", async () => {
     const { gateway, load, connection, events } = await setup();
     const welcomed = new Promise<Welcome>((resolve) => connection.once("connected", resolve));
