@@ -1,4 +1,5 @@
 import { CloseCode, MAX_NODE_FRAME_BYTES } from "@meridian/protocol";
+import { CLOCK_TIMING } from "@meridian/routing";
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { LivenessClock } from "../src/hub/liveness-clock";
@@ -169,5 +170,30 @@ describe("node connections", () => {
     expect(await hubAlarm()).toBe(backstop);
     // The hub told the clock its next deadline, so the clock still has it in its timetable.
     expect(await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().waiting)).toBeGreaterThan(0);
+  });
+
+  it("wakes every hub due in one tick, a few at a time, and each sweeps", async () => {
+    const regions = ["hel", "osl", "arn", "cph", "dub", "prg"]; // more than CLOCK_TIMING.wakesInFlight
+    for (const region of regions) await joinNode(`${region}-lane`, region, {}, {}, false);
+    const clock = env.LIVENESS_CLOCK.getByName("global");
+    const wakesBefore = await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().wakes);
+    for (const region of regions) {
+      await runInDurableObject(env.REGION_HUB.getByName(region), (_instance: RegionHub, state) => {
+        for (const ws of state.getWebSockets(`${region}-lane`)) {
+          const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+          const frozenAt = Date.now() - 10_000;
+          ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
+        }
+      });
+    }
+    // All due at once: one firing of the clock must reach every one of them.
+    const now = Date.now();
+    for (const region of regions) await clock.wakeBy(region, now);
+    await eventually(async () => {
+      const nodes = await fleet();
+      for (const region of regions) expect(nodes.find((n) => n.id === `${region}-lane`)?.health).toBe("down");
+    });
+    expect(CLOCK_TIMING.wakesInFlight).toBeLessThan(regions.length);
+    expect(await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().wakes)).toBeGreaterThanOrEqual(wakesBefore + regions.length);
   });
 });
