@@ -1,6 +1,7 @@
 /**
  * CPU profile of the gateway worker under load: bare workerd with its inspector, a
- * simulated fleet, wrk on /v1/whoami for 5 s; prints the top self-time functions and
+ * simulated fleet, wrk POSTing the bench's chat completion for 5 s; prints the top self-time
+ * functions, the gateway's own functions by total (inclusive) time, and
  * writes /tmp/gateway.cpuprofile (open it in Chrome DevTools).
  *   npx tsx bench/profile-gateway.ts
  */
@@ -14,8 +15,10 @@ import { killGroup, spawnGroup, startSimProcess } from "./lib/process";
 import { bundleGateway, GATEWAY_DURABLE_OBJECTS, startWorkerd, workerdBinary, BENCH_GATEWAY_VARS, benchTenantAuth } from "./lib/workerd";
 
 interface ProfileNode {
+  id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount: number;
+  children?: number[];
 }
 
 const secrets = BENCH_GATEWAY_VARS;
@@ -54,7 +57,10 @@ await send("Profiler.setSamplingInterval", { interval: 100 });
 await send("Profiler.start");
 const auth = await benchTenantAuth(`http://127.0.0.1:${port}`);
 const headers = ["-H", `authorization: ${auth.authorization}`, "-H", "x-client-lat: 35.6", "-H", "x-client-lon: 139.6", "-H", "x-client-country: JP"];
-const wrk = execFileSync("wrk", ["-t1", "-c32", "-d5s", ...headers, `http://127.0.0.1:${port}/v1/whoami`], { encoding: "utf8" });
+const script = join(dir, "chat.lua");
+const chat = JSON.stringify({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "Say one word." }], max_tokens: 1 });
+writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(chat)}\nwrk.headers["content-type"] = "application/json"\n`);
+const wrk = execFileSync("wrk", ["-t1", "-c32", "-d5s", "-s", script, ...headers, `http://127.0.0.1:${port}/v1/chat/completions`], { encoding: "utf8" });
 console.log(/Requests\/sec:\s+\S+/.exec(wrk)?.[0]);
 const { profile } = (await send("Profiler.stop")) as { profile: { nodes: ProfileNode[] } };
 writeFileSync("/tmp/gateway.cpuprofile", JSON.stringify(profile));
@@ -67,6 +73,29 @@ for (const node of profile.nodes) {
   total += node.hitCount;
 }
 for (const [key, hits] of [...selfTime.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)} % ${key}`);
+// Total time: a function's own samples plus everything it called (counted once per stack).
+const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+const inclusive = new Map<string, number>();
+const walk = (node: ProfileNode, onStack: Set<string>): number => {
+  let hits = node.hitCount;
+  const key = `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.split("/").pop() ?? ""}:${node.callFrame.lineNumber}`;
+  const fresh = !onStack.has(key);
+  if (fresh) onStack.add(key);
+  for (const child of node.children ?? []) {
+    const next = byId.get(child);
+    if (next !== undefined) hits += walk(next, onStack);
+  }
+  if (fresh) {
+    onStack.delete(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + hits);
+  }
+  return hits;
+};
+const root = profile.nodes[0];
+if (root !== undefined) walk(root, new Set());
+console.log("--- total time, gateway functions");
+const own = [...inclusive.entries()].filter(([key]) => key.includes("index.js"));
+for (const [key, hits] of own.sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * hits) / total).toFixed(1).padStart(5)} % ${key}`);
 killGroup(sim);
 killGroup(workerd);
 process.exit(0);
