@@ -1,4 +1,5 @@
 import {
+  NodeKindSchema,
   OPENAI_BODY_PATHS,
   PartnerIdSchema,
   RequirementsSchema,
@@ -239,8 +240,13 @@ export function parseRequirements(headers: Headers): Requirements {
   const kind = headers.get("x-meridian-kind");
   const gpu = headers.get("x-meridian-gpu");
   const vram = headers.get("x-meridian-min-vram-gb");
-  // The common case, no requirement at all, skips schema work on the hot path.
-  if (kind === null && gpu === null && vram === null) return {};
+  // The common cases, no requirement or only a kind, skip schema work on the hot path.
+  if (gpu === null && vram === null) {
+    if (kind === null) return {};
+    const wanted = kind.trim().toLowerCase();
+    const named = NodeKindSchema.options.find((k) => k === wanted);
+    if (named !== undefined) return { kind: named };
+  }
   if (kind !== null) raw.kind = kind.trim().toLowerCase();
   if (gpu !== null) raw.gpuClass = gpu.trim().toLowerCase();
   if (vram !== null) raw.minVramGb = vram.trim();

@@ -24,18 +24,20 @@ export interface CredentialKeys {
   byKid: ReadonlyMap<string, SigningKey>;
 }
 
-let cached: { source: string; keys: Promise<CredentialKeys> } | null = null;
+let cached: { active: string | undefined; previous: string | undefined; keys: Promise<CredentialKeys> } | null = null;
 
 /** The deployment's credential keys (memoised per isolate; secrets change only on redeploy). */
 export function credentialKeys(env: Env): Promise<CredentialKeys> {
   const active = env.NODE_CREDENTIAL_KEY;
+  // Every forwarded request asks: the same secrets answer at once, without parsing them again.
+  if (cached !== null && cached.active === active && cached.previous === env.NODE_CREDENTIAL_KEYS_PREVIOUS) return cached.keys;
   if (active === undefined || active.length < 32) {
     throw new HttpError(503, "credentials_disabled", "NODE_CREDENTIAL_KEY is not configured (at least 32 characters)");
   }
   const previous = (env.NODE_CREDENTIAL_KEYS_PREVIOUS ?? "").split(",").map((s) => s.trim()).filter((s) => s.length >= 32);
-  const source = [active, ...previous].join("\n");
-  if (cached?.source !== source) cached = { source, keys: loadKeys(active, previous) };
-  return cached.keys;
+  const keys = loadKeys(active, previous);
+  cached = { active, previous: env.NODE_CREDENTIAL_KEYS_PREVIOUS, keys };
+  return keys;
 }
 
 async function loadKeys(active: string, previous: string[]): Promise<CredentialKeys> {
