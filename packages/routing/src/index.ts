@@ -85,4 +85,4 @@ export {
   type LivenessStep,
   type SilenceLimits,
 } from "./liveness";
-export { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "./wake-schedule";
+export { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt, wakeLanes } from "./wake-schedule";

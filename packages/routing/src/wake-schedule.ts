@@ -19,13 +19,22 @@ export const CLOCK_TIMING = {
    */
   backstopMs: 60_000,
   /**
-   * Wake-ups in flight at once. Hubs due in the same tick are woken a few at a time, so that
-   * where hubs share a thread with client requests (one process locally) a tick's sweeps
-   * interleave with requests instead of holding them for the whole burst; at a few ms per
-   * RPC this still wakes thousands of hubs a second.
+   * Wake-ups in flight at once, at least. Hubs due in the same tick are woken a few at a time,
+   * so that where hubs share a thread with client requests (one process locally) a tick's
+   * sweeps interleave with requests instead of holding them for the whole burst.
    */
   wakesInFlight: 4,
+  /**
+   * Hubs one lane wakes in a row, at most: more hubs due in a tick open more lanes, so a tick's
+   * wake-ups take about this many RPC round trips however many hubs there are.
+   */
+  wakesPerLane: 8,
 } as const;
+
+/** How many wake-ups a tick with `due` hubs keeps in flight (see CLOCK_TIMING). */
+export function wakeLanes(due: number): number {
+  return Math.min(due, Math.max(CLOCK_TIMING.wakesInFlight, Math.ceil(due / CLOCK_TIMING.wakesPerLane)));
+}
 
 export class WakeSchedule {
   private readonly due = new Map<string, number>();

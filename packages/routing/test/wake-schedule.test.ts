@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "../src";
+import { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt, wakeLanes } from "../src";
 
 describe("WakeSchedule", () => {
   it("wakes each name once when due, earliest first asked wins for wakeBy", () => {
@@ -42,3 +42,16 @@ describe("the clock's alarm", () => {
     expect(alarmMustMove(5000, 5000 - CLOCK_TIMING.tickMs - 1)).toBe(true);
   });
 });
+
+describe("wakeLanes", () => {
+  it("keeps a few wake-ups in flight, and opens more lanes when many hubs are due at once", () => {
+    expect(wakeLanes(0)).toBe(0);
+    expect(wakeLanes(2)).toBe(2);
+    expect(wakeLanes(29)).toBe(CLOCK_TIMING.wakesInFlight);
+    // A thousand hubs due in one tick: each lane wakes about wakesPerLane of them in a row.
+    const lanes = wakeLanes(1000);
+    expect(lanes).toBe(Math.ceil(1000 / CLOCK_TIMING.wakesPerLane));
+    expect(Math.ceil(1000 / lanes)).toBeLessThanOrEqual(CLOCK_TIMING.wakesPerLane);
+  });
+});
+

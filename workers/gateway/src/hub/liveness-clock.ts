@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt } from "@meridian/routing";
+import { CLOCK_TIMING, WakeSchedule, alarmMustMove, clockAlarmAt, wakeLanes } from "@meridian/routing";
 import { hubNamed } from "../durable";
 
 /**
@@ -55,11 +55,11 @@ export class LivenessClock extends DurableObject<Env> {
     this.lastFiredAt = now;
     this.alarmAt = null;
     const due = this.schedule.takeDue(now);
-    // A few lanes, each waking the next due hub when its last one answered (CLOCK_TIMING.wakesInFlight).
+    // A few lanes, each waking the next due hub when its last one answered (see wakeLanes).
     const lane = async (): Promise<void> => {
       for (let name = due.pop(); name !== undefined; name = due.pop()) await this.wake(name);
     };
-    await Promise.all(Array.from({ length: Math.min(CLOCK_TIMING.wakesInFlight, due.length) }, lane));
+    await Promise.all(Array.from({ length: wakeLanes(due.length) }, lane));
     await this.arm();
   }
 
