@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { CHANGE_LOG_LIMIT } from "@meridian/routing";
 import type { Directory, DirectoryAnswer } from "../src/directory";
 import type { RegionHub } from "../src/hub/region-hub";
-import { eventually, joinNode, nodeRecord, QUIET_REGION } from "./helpers";
+import { eventually, joinNode, nodeRecord, QUIET_REGION, silenceNode } from "./helpers";
 
 /**
  * The Directory called directly, each test on its own instance (its own name, so its own
@@ -168,13 +168,7 @@ describe("Directory recovery after a restart", () => {
     leaves.ws.close(1000, "bye");
     await eventually(async () => expect(await liveIds()).not.toContain("prg-dir-leaves"));
     // ...and one node falls silent: aged as if frozen for 10 s, then the hub's sweep runs.
-    await runInDurableObject(hub, (_instance: RegionHub, state) => {
-      for (const ws of state.getWebSockets("prg-dir-silent")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
-        const frozenAt = Date.now() - 10_000;
-        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
-      }
-    });
+    await silenceNode(region, "prg-dir-silent");
     expect(await runDurableObjectAlarm(hub)).toBe(true);
     await eventually(async () => {
       const silentRecord = await runInDurableObject(hub, (instance: RegionHub) => instance.liveRecords().find((r) => r.id === "prg-dir-silent"));

@@ -1,5 +1,5 @@
 import { GatewayMessageSchema, PROTOCOL_VERSION, type GatewayMessage, type Hello, type NodeRecord } from "@meridian/protocol";
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
 export const BASE = "https://gateway.test";
@@ -148,4 +148,18 @@ export function nodeRecord(id: string, seq: number, over: Partial<NodeRecord> = 
     seq,
     ...over,
   };
+}
+
+/**
+ * Ages a node's last frame in its hub's socket attachment as if it had been silent for
+ * `silentMs` (a frozen agent), so the next sweep judges it by that silence.
+ */
+export async function silenceNode(hubName: string, nodeId: string, silentMs = 10_000): Promise<void> {
+  await runInDurableObject(env.REGION_HUB.getByName(hubName), (_instance: unknown, state) => {
+    for (const ws of state.getWebSockets(nodeId)) {
+      const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
+      const frozenAt = Date.now() - silentMs;
+      ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
+    }
+  });
 }

@@ -4,7 +4,7 @@ import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare
 import { describe, expect, it } from "vitest";
 import type { LivenessClock } from "../src/hub/liveness-clock";
 import type { RegionHub } from "../src/hub/region-hub";
-import { BASE, connectNode, enroll, eventually, fleet, hello, joinNode, openNode } from "./helpers";
+import { BASE, connectNode, enroll, eventually, fleet, hello, joinNode, openNode, silenceNode } from "./helpers";
 
 describe("node connections", () => {
   it("admits a node with a valid credential and lists it in the fleet", async () => {
@@ -78,13 +78,7 @@ describe("node connections", () => {
     const node = await joinNode("lhr-quiet", "lhr", {}, {}, false);
     const hub = env.REGION_HUB.getByName("lhr");
     // Age the node's last frame as if it had been frozen for 10 s, then run the sweep.
-    await runInDurableObject(hub, (_instance: RegionHub, state) => {
-      for (const ws of state.getWebSockets("lhr-quiet")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
-        const frozenAt = Date.now() - 10_000;
-        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
-      }
-    });
+    await silenceNode("lhr", "lhr-quiet");
     expect(await runDurableObjectAlarm(hub)).toBe(true);
     await eventually(async () => expect((await fleet()).find((n) => n.id === "lhr-quiet")?.health).toBe("down"));
     // Each check must come after the hub has the frame, or it is a silent check (count restarts).
@@ -157,13 +151,7 @@ describe("node connections", () => {
     expect((backstop ?? 0) - Date.now()).toBeGreaterThan(30_000);
     // Freeze the node, then let the clock wake the hub now: the node goes down, and the
     // sweep wrote no alarm of the hub's (the backstop is where it was).
-    await runInDurableObject(hub, (_instance: RegionHub, state) => {
-      for (const ws of state.getWebSockets("vie-clocked")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
-        const frozenAt = Date.now() - 10_000;
-        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
-      }
-    });
+    await silenceNode("vie", "vie-clocked");
     // The clock's real alarm fires (the test runtime runs due alarms).
     await clock.wakeBy("vie", Date.now());
     await eventually(async () => expect((await fleet()).find((n) => n.id === "vie-clocked")?.health).toBe("down"));
@@ -177,15 +165,7 @@ describe("node connections", () => {
     for (const region of regions) await joinNode(`${region}-lane`, region, {}, {}, false);
     const clock = env.LIVENESS_CLOCK.getByName("global");
     const wakesBefore = await runInDurableObject(clock, (instance: LivenessClock) => instance.stats().wakes);
-    for (const region of regions) {
-      await runInDurableObject(env.REGION_HUB.getByName(region), (_instance: RegionHub, state) => {
-        for (const ws of state.getWebSockets(`${region}-lane`)) {
-          const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
-          const frozenAt = Date.now() - 10_000;
-          ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
-        }
-      });
-    }
+    for (const region of regions) await silenceNode(region, `${region}-lane`);
     // All due at once: one firing of the clock must reach every one of them.
     const now = Date.now();
     for (const region of regions) await clock.wakeBy(region, now);

@@ -11,7 +11,7 @@ import { writeTicket } from "../../src/hub/connect-ticket";
 import type { LivenessClock } from "../../src/hub/liveness-clock";
 import type { RegionHub } from "../../src/hub/region-hub";
 import type { NodeRegistry } from "../../src/registry";
-import { ADMIN, BASE, CLIENT_KEY, connectNode, enroll, eventually, fleet, type TestNode } from "../helpers";
+import { ADMIN, BASE, CLIENT_KEY, connectNode, enroll, eventually, fleet, silenceNode, type TestNode } from "../helpers";
 
 const H100 = { class: "h100", vramGb: 80, count: 8 };
 const WARSAW_CLIENT = { ...CLIENT_KEY, "x-client-lat": "52.23", "x-client-lon": "21.01", "x-client-country": "PL" };
@@ -127,13 +127,7 @@ describe("hub cells (capacity 3)", () => {
     // The join signed the cell's hub up with the clock under its own name.
     expect(await runInDurableObject(clock, (_instance: LivenessClock, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM hubs").toArray().map((r) => r.name))).toContain("vie/1");
     // Age its last frame as if it had been silent for 10 s, then let the clock wake its hub now.
-    await runInDurableObject(env.REGION_HUB.getByName("vie/1"), (_instance: RegionHub, state) => {
-      for (const ws of state.getWebSockets("vie-4")) {
-        const attachment = ws.deserializeAttachment() as { lastFrameAt: number; arrivals: { lastArrivalAt: number } };
-        const frozenAt = Date.now() - 10_000;
-        ws.serializeAttachment({ ...attachment, lastFrameAt: frozenAt, arrivals: { ...attachment.arrivals, lastArrivalAt: frozenAt } });
-      }
-    });
+    await silenceNode("vie/1", "vie-4");
     await clock.wakeBy("vie/1", Date.now());
     await eventually(async () => expect((await fleet()).find((n) => n.id === "vie-4")?.health).toBe("down"));
     node.ws.close(1000, "done");
